@@ -1,0 +1,65 @@
+package auth
+
+import "errors"
+
+// Code is the machine-readable kind of an Error. The GraphQL adapter turns it
+// into errors[].extensions.code; clients branch on it, so values never change.
+type Code string
+
+const (
+	CodeBadUserInput       Code = "BAD_USER_INPUT"
+	CodeInvalidCredentials Code = "INVALID_CREDENTIALS"
+	CodeUnauthenticated    Code = "UNAUTHENTICATED"
+	CodeForbidden          Code = "FORBIDDEN"
+	CodeInternal           Code = "INTERNAL_SERVER_ERROR"
+)
+
+// Reasons carried in Error.Reason (extensions.reason).
+const (
+	ReasonTokenMissing = "token_missing"
+	ReasonTokenInvalid = "token_invalid"
+	ReasonTokenExpired = "token_expired"
+	ReasonUserNotFound = "user_not_found"
+
+	ReasonRequired        = "required"
+	ReasonTooShort        = "too_short"
+	ReasonTooLong         = "too_long"
+	ReasonInvalidFormat   = "invalid_format"
+	ReasonTooCommon       = "too_common"
+	ReasonMatchesIdentity = "matches_identity"
+	ReasonTaken           = "taken"
+)
+
+// Error is the one error vocabulary of the domain. Message is always safe to
+// show to a client; anything else (driver errors, causes) stays in the log.
+type Error struct {
+	Code    Code
+	Message string
+	Field   string // the input field at fault, for BAD_USER_INPUT
+	Reason  string // a finer, stable cause
+}
+
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
+
+// ErrorCode returns the Code of the first *Error in err's chain, or
+// CodeInternal when there is none.
+func ErrorCode(err error) Code {
+	if e, ok := errors.AsType[*Error](err); ok {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+func badInput(field, reason, msg string) *Error {
+	return &Error{Code: CodeBadUserInput, Field: field, Reason: reason, Message: msg}
+}
+
+// errInvalidCredentials is returned for every failed login, whatever the cause,
+// so that the answer never tells whether an account exists.
+var errInvalidCredentials = &Error{Code: CodeInvalidCredentials, Message: "invalid username or password"}
+
+// ErrNotFound is returned by stores when no document matches.
+var ErrNotFound = errors.New("not found")
+
+// ErrDuplicate is returned by stores when a unique key is already taken.
+var ErrDuplicate = errors.New("duplicate key")

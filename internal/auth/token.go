@@ -1,0 +1,30 @@
+package auth
+
+import "time"
+
+// Claims are the verified contents of an access token that the rest of the
+// server relies on.
+type Claims struct {
+	UserID    string
+	TokenID   string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// AccessToken is a signed access token and when it stops being accepted.
+type AccessToken struct {
+	Value     string
+	ExpiresAt time.Time
+	TTL       time.Duration
+}
+
+// TokenIssuer signs access tokens for a user.
+type TokenIssuer interface {
+	Issue(userID string) (AccessToken, error)
+}
+
+// Token verification errors, shared by every verifier.
+var (
+	ErrTokenInvalid = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenInvalid, Message: "access token is invalid"}
+	ErrTokenExpired = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenExpired, Message: "access token has expired"}
+)

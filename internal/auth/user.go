@@ -1,0 +1,102 @@
+package auth
+
+import (
+	"context"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// User is an account. PasswordHash never leaves the domain: the GraphQL schema
+// has no field for it and it is never logged.
+type User struct {
+	ID           string
+	Username     string
+	Email        string
+	UsernameKey  string // normalized Username: the unique, case-insensitive key
+	EmailKey     string // normalized Email: the unique, case-insensitive key
+	PasswordHash []byte
+	CreatedAt    time.Time
+}
+
+// UserStore keeps users. Create returns ErrDuplicate when the username or email
+// key is taken; the lookups return ErrNotFound when nothing matches.
+type UserStore interface {
+	Create(ctx context.Context, u *User) error
+	ByID(ctx context.Context, id string) (*User, error)
+	ByUsernameKey(ctx context.Context, key string) (*User, error)
+	ByEmailKey(ctx context.Context, key string) (*User, error)
+	SetPasswordHash(ctx context.Context, id string, hash []byte) error
+}
+
+const (
+	usernameMin   = 3
+	usernameMax   = 32
+	emailMaxBytes = 254
+)
+
+// NormalizeUsername trims and validates a username and returns it with its
+// lookup key.
+func NormalizeUsername(s string) (name, key string, err *Error) {
+	name = strings.TrimSpace(s)
+	switch {
+	case name == "":
+		return "", "", badInput("username", ReasonRequired, "username is required")
+	case len(name) < usernameMin:
+		return "", "", badInput("username", ReasonTooShort, "username must be at least 3 characters")
+	case len(name) > usernameMax:
+		return "", "", badInput("username", ReasonTooLong, "username must be at most 32 characters")
+	}
+	for i := 0; i < len(name); i++ {
+		if !usernameByte(name[i]) {
+			return "", "", badInput("username", ReasonInvalidFormat,
+				"username may contain only letters, digits, '_', '.' and '-'")
+		}
+	}
+	return name, strings.ToLower(name), nil
+}
+
+func usernameByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '.' || c == '-'
+}
+
+// NormalizeEmail trims and validates an email address (one plain address, no
+// display name) and returns it with its lookup key.
+func NormalizeEmail(s string) (email, key string, err *Error) {
+	email = strings.TrimSpace(s)
+	if email == "" {
+		return "", "", badInput("email", ReasonRequired, "email is required")
+	}
+	if len(email) > emailMaxBytes {
+		return "", "", badInput("email", ReasonTooLong, "email must be at most 254 bytes")
+	}
+	invalid := badInput("email", ReasonInvalidFormat, "email must be a single plain address like name@example.com")
+	if !utf8.ValidString(email) {
+		return "", "", invalid
+	}
+	addr, perr := mail.ParseAddress(email)
+	// ParseAddress accepts "Name <a@b>", comments and quoted forms; only the bare
+	// address, exactly as typed, is an email here.
+	if perr != nil || addr.Name != "" || addr.Address != email || strings.ContainsAny(email, " \t\r\n\"()<>[],;:\\") {
+		return "", "", invalid
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at < 1 || at == len(email)-1 || !strings.Contains(email[at+1:], ".") {
+		return "", "", invalid
+	}
+	return email, strings.ToLower(norm.NFKC.String(email)), nil
+}
+
+// loginKey turns what a user typed into the login field into a lookup: an
+// email key when it contains '@' (usernames never do), a username key otherwise.
+func loginKey(s string) (key string, byEmail bool) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "@") {
+		return strings.ToLower(norm.NFKC.String(s)), true
+	}
+	return strings.ToLower(s), false
+}

@@ -1,0 +1,47 @@
+// Package mongodb keeps the auth domain's data in MongoDB (or any server that
+// speaks its wire protocol, such as the embedded FerretDB).
+package mongodb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
+)
+
+// Connect opens a client for uri with majority, journaled writes and checks
+// that the server answers.
+func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
+	journal := true
+	opts := options.Client().
+		ApplyURI(uri).
+		SetWriteConcern(&writeconcern.WriteConcern{W: writeconcern.WCMajority, Journal: &journal}).
+		SetServerSelectionTimeout(5 * time.Second).
+		SetTimeout(10 * time.Second)
+	client, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: connect: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := client.Ping(pingCtx, readpref.Primary()); err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongodb: ping: %w", err)
+	}
+	return client, nil
+}
+
+// Pinger reports whether the database answers, for readiness checks.
+type Pinger struct{ client *mongo.Client }
+
+// NewPinger returns a Pinger for client.
+func NewPinger(client *mongo.Client) *Pinger { return &Pinger{client: client} }
+
+// Ping asks the primary to answer within ctx.
+func (p *Pinger) Ping(ctx context.Context) error {
+	return p.client.Ping(ctx, readpref.Primary())
+}

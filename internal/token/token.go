@@ -1,0 +1,151 @@
+// Package token issues and verifies the server's JWT access tokens.
+package token
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/authgql/server/internal/auth"
+)
+
+const (
+	// MinSecretBytes is the shortest HMAC key accepted: golang-jwt signs and
+	// verifies with any key, even an empty one.
+	MinSecretBytes = 32
+	// MaxTokenBytes bounds the work spent on a presented token.
+	MaxTokenBytes = 4096
+	// leeway absorbs clock skew between instances for exp, nbf and iat.
+	leeway = 30 * time.Second
+	// typ marks access tokens (RFC 9068) so no other token can stand in for one.
+	typ = "at+jwt"
+)
+
+var method = jwt.SigningMethodHS256
+
+// Issuer signs and verifies HS256 access tokens with one secret.
+type Issuer struct {
+	secret   []byte
+	issuer   string
+	audience string
+	ttl      time.Duration
+	now      func() time.Time
+	parser   *jwt.Parser
+}
+
+// NewIssuer returns an Issuer. It refuses a secret shorter than MinSecretBytes.
+func NewIssuer(secret []byte, issuer, audience string, ttl time.Duration, now func() time.Time) (*Issuer, error) {
+	if len(secret) < MinSecretBytes {
+		return nil, fmt.Errorf("token: secret must be at least %d bytes", MinSecretBytes)
+	}
+	if issuer == "" || audience == "" || ttl <= 0 {
+		return nil, errors.New("token: issuer, audience and a positive ttl are required")
+	}
+	return &Issuer{
+		secret:   secret,
+		issuer:   issuer,
+		audience: audience,
+		ttl:      ttl,
+		now:      now,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{method.Alg()}),
+			jwt.WithIssuer(issuer),
+			jwt.WithAudience(audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(leeway),
+			jwt.WithTimeFunc(now),
+			jwt.WithStrictDecoding(),
+		),
+	}, nil
+}
+
+// TTL is how long an issued token is valid.
+func (i *Issuer) TTL() time.Duration { return i.ttl }
+
+// Issue signs an access token for userID.
+func (i *Issuer) Issue(userID string) (auth.AccessToken, error) {
+	now := i.now().Truncate(time.Second)
+	exp := now.Add(i.ttl)
+	claims := jwt.RegisteredClaims{
+		Subject:   userID,
+		Issuer:    i.issuer,
+		Audience:  jwt.ClaimStrings{i.audience},
+		IssuedAt:  jwt.NewNumericDate(now),
+		NotBefore: jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(exp),
+		ID:        newID(),
+	}
+	t := jwt.NewWithClaims(method, claims)
+	t.Header["typ"] = typ
+	signed, err := t.SignedString(i.secret)
+	if err != nil {
+		return auth.AccessToken{}, fmt.Errorf("token: sign: %w", err)
+	}
+	return auth.AccessToken{Value: signed, ExpiresAt: exp, TTL: i.ttl}, nil
+}
+
+// Verify checks a presented access token and returns its claims, or
+// auth.ErrTokenExpired / auth.ErrTokenInvalid.
+func (i *Issuer) Verify(raw string) (auth.Claims, error) {
+	if raw == "" || len(raw) > MaxTokenBytes {
+		return auth.Claims{}, auth.ErrTokenInvalid
+	}
+	var claims jwt.RegisteredClaims
+	t, err := i.parser.ParseWithClaims(raw, &claims, i.key)
+	// ParseWithClaims fills claims even when it fails (CVE-2024-51744): they are
+	// used only when err is nil.
+	if err != nil {
+		if errors.Is(err, jwt.ErrTokenExpired) && onlyExpired(err) {
+			return auth.Claims{}, auth.ErrTokenExpired
+		}
+		return auth.Claims{}, auth.ErrTokenInvalid
+	}
+	if !t.Valid || t.Header["typ"] != typ || claims.Subject == "" || claims.ID == "" {
+		return auth.Claims{}, auth.ErrTokenInvalid
+	}
+	c := auth.Claims{UserID: claims.Subject, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
+	if claims.IssuedAt != nil {
+		c.IssuedAt = claims.IssuedAt.Time
+	}
+	return c, nil
+}
+
+// onlyExpired reports whether expiry is the only thing wrong with a token: a
+// token that is also foreign (wrong iss or aud, say) is invalid, not expired.
+// golang-jwt reports claim problems as a tree of wrapped sentinel errors.
+func onlyExpired(err error) bool {
+	switch e := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, inner := range e.Unwrap() {
+			if !onlyExpired(inner) {
+				return false
+			}
+		}
+		return true
+	case interface{ Unwrap() error }:
+		if inner := e.Unwrap(); inner != nil {
+			return onlyExpired(inner)
+		}
+	}
+	return err == jwt.ErrTokenExpired || err == jwt.ErrTokenInvalidClaims
+}
+
+// key returns the one HMAC key. Header fields such as kid, jku, x5u or jwk are
+// never consulted: no token selects its own key material.
+func (i *Issuer) key(t *jwt.Token) (any, error) {
+	if t.Method != method {
+		return nil, jwt.ErrTokenSignatureInvalid
+	}
+	return i.secret, nil
+}
+
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

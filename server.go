@@ -1,0 +1,184 @@
+// Command server is a GraphQL authentication API: register, login and a
+// protected me query, with JWT access tokens and MongoDB storage.
+package main
+
+//go:generate go run github.com/99designs/gqlgen generate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+
+	"github.com/authgql/server/graph"
+	"github.com/authgql/server/internal/api"
+	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/config"
+	"github.com/authgql/server/internal/devdb"
+	"github.com/authgql/server/internal/mongodb"
+	"github.com/authgql/server/internal/token"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run starts the server and serves until ctx ends, then shuts down gracefully.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stdout)
+
+	mongoURI := cfg.MongoURI
+	if mongoURI == "" {
+		db, err := devdb.Start(filepath.Join(cfg.DataDir, "db"), ferretLogger(cfg, logger))
+		if err != nil {
+			return err
+		}
+		defer db.Stop()
+		mongoURI = db.URI()
+		logger.Warn("using the embedded database (development only); set MONGODB_URI for production",
+			"dir", filepath.Join(cfg.DataDir, "db"))
+	}
+	client, err := mongodb.Connect(ctx, mongoURI)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Disconnect(context.Background()) }()
+	users, err := mongodb.NewUserStore(ctx, client.Database(cfg.MongoDatabase))
+	if err != nil {
+		return err
+	}
+
+	secret := cfg.JWTSecret
+	if len(secret) == 0 {
+		if secret, err = devSecret(cfg.DataDir); err != nil {
+			return err
+		}
+		logger.Warn("JWT_SECRET is not set: using a generated development key kept in DATA_DIR; set JWT_SECRET in production")
+	}
+	issuer, err := token.NewIssuer(secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, time.Now)
+	if err != nil {
+		return err
+	}
+	svc, err := auth.NewService(users, issuer, cfg.BcryptCost, time.Now)
+	if err != nil {
+		return err
+	}
+	gql := graph.NewHandler(svc, logger, graph.Limits{
+		ParserTokens:  cfg.ParserTokenLimit,
+		Complexity:    cfg.ComplexityLimit,
+		Introspection: cfg.Introspection,
+		Suggestions:   !cfg.Production(),
+	})
+	var pg http.Handler
+	if cfg.Playground {
+		pg = playground.Handler("authgql", "/query")
+	}
+	handler := api.NewServer(logger, issuer, gql, mongodb.NewPinger(client), pg, cfg.CORSAllowedOrigins, cfg.MaxBodyBytes)
+
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	logger.Info("listening", "addr", ln.Addr().String(), "env", cfg.Env,
+		"playground", cfg.Playground, "introspection", cfg.Introspection)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.Production() {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ferretLogger keeps the embedded database's chatty logs (it logs every failed
+// command, duplicate keys included) out of the server's log unless debugging.
+func ferretLogger(cfg config.Config, logger *slog.Logger) *slog.Logger {
+	if cfg.LogLevel <= slog.LevelDebug {
+		return logger.With("component", "ferretdb")
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// devSecret returns the development signing key kept in dataDir, creating a
+// random 256-bit one (mode 0600) the first time.
+func devSecret(dataDir string) ([]byte, error) {
+	path := filepath.Join(dataDir, "jwt-secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(b))
+		if len(s) < token.MinSecretBytes {
+			return nil, fmt.Errorf("%s holds a key shorter than %d bytes: delete it to generate a new one", path, token.MinSecretBytes)
+		}
+		return []byte(s), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read development key: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create DATA_DIR: %w", err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	s := hex.EncodeToString(key)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create development key: %w", err)
+	}
+	if _, err := f.WriteString(s + "\n"); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write development key: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write development key: %w", err)
+	}
+	return []byte(s), nil
+}
