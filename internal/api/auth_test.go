@@ -1,0 +1,365 @@
+package api_test
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRegisterLoginMe(t *testing.T) {
+	e := newEnv(t)
+	before := time.Now().Add(-time.Second)
+	reg := e.mustRegister(t, "  Alice.Smith ", " Alice@Example.com ")
+
+	if reg.TokenType != "Bearer" {
+		t.Errorf("tokenType = %q, want Bearer", reg.TokenType)
+	}
+	if reg.ExpiresIn != 900 {
+		t.Errorf("expiresIn = %d, want 900", reg.ExpiresIn)
+	}
+	if d := reg.ExpiresAt.Sub(before.Add(15 * time.Minute)); d < 0 || d > 5*time.Second {
+		t.Errorf("expiresAt = %v, want about 15m from now", reg.ExpiresAt)
+	}
+	if reg.User.Username != "Alice.Smith" || reg.User.Email != "Alice@Example.com" {
+		t.Errorf("user = %+v, want trimmed username and email as typed", reg.User)
+	}
+	if reg.User.ID == "" || reg.User.CreatedAt.Before(before) || reg.User.CreatedAt.After(time.Now()) {
+		t.Errorf("user id/createdAt = %q/%v", reg.User.ID, reg.User.CreatedAt)
+	}
+
+	got := me(t, e.post(t, reg.AccessToken, meQuery, nil))
+	if got != reg.User {
+		t.Errorf("me = %+v, want %+v", got, reg.User)
+	}
+
+	for _, login := range []string{"alice.smith", "ALICE.SMITH", "Alice.Smith", "alice@example.com", " ALICE@EXAMPLE.COM "} {
+		t.Run("login as "+login, func(t *testing.T) {
+			p := payload(t, e.login(t, "", login, testPassword), "login")
+			if p.User != reg.User {
+				t.Errorf("login user = %+v, want %+v", p.User, reg.User)
+			}
+			if p.AccessToken == reg.AccessToken {
+				t.Errorf("login returned the registration token again")
+			}
+			if got := me(t, e.post(t, p.AccessToken, meQuery, nil)); got.ID != reg.User.ID {
+				t.Errorf("me.id = %q, want %q", got.ID, reg.User.ID)
+			}
+		})
+	}
+}
+
+func TestRegisterValidation(t *testing.T) {
+	long := strings.Repeat("a", 243) + "@example.com" // 255 bytes
+	tests := []struct {
+		name, username, email, password string
+		field, reason                   string
+	}{
+		{"empty username", "  ", "a@example.com", testPassword, "username", "required"},
+		{"short username", "ab", "a@example.com", testPassword, "username", "too_short"},
+		{"long username", strings.Repeat("a", 33), "a@example.com", testPassword, "username", "too_long"},
+		{"username with space", "al ice", "a@example.com", testPassword, "username", "invalid_format"},
+		{"username with @", "al@ice", "a@example.com", testPassword, "username", "invalid_format"},
+		{"username with unicode", "alïce", "a@example.com", testPassword, "username", "invalid_format"},
+		{"regex username", "a.*$", "a@example.com", testPassword, "username", "invalid_format"},
+		{"empty email", "alice", "", testPassword, "email", "required"},
+		{"email without domain dot", "alice", "alice@example", testPassword, "email", "invalid_format"},
+		{"email with display name", "alice", "Alice <alice@example.com>", testPassword, "email", "invalid_format"},
+		{"two addresses", "alice", "a@example.com, b@example.com", testPassword, "email", "invalid_format"},
+		{"email too long", "alice", long, testPassword, "email", "too_long"},
+		{"empty password", "alice", "a@example.com", "", "password", "required"},
+		{"short password", "alice", "a@example.com", "seven77", "password", "too_short"},
+		{"7 runes in 14 bytes", "alice", "a@example.com", "ääääääa", "password", "too_short"},
+		{"73 bytes", "alice", "a@example.com", strings.Repeat("x", 73), "password", "too_long"},
+		{"huge password", "alice", "a@example.com", strings.Repeat("x", 100000), "password", "too_long"},
+		{"common password", "alice", "a@example.com", "Password123", "password", "too_common"},
+		{"password equals username", "alice_wonder", "a@example.com", "Alice_Wonder", "password", "matches_identity"},
+		{"password equals email", "alice", "alice@example.com", "ALICE@example.com", "password", "matches_identity"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			res := e.register(t, tc.username, tc.email, tc.password)
+			if res.Status != http.StatusOK {
+				t.Fatalf("status = %d, want 200", res.Status)
+			}
+			if got := res.code(t); got != "BAD_USER_INPUT" {
+				t.Fatalf("code = %q, want BAD_USER_INPUT: %s", got, res.Raw)
+			}
+			if got := res.ext("field"); got != tc.field {
+				t.Errorf("field = %q, want %q", got, tc.field)
+			}
+			if got := res.ext("reason"); got != tc.reason {
+				t.Errorf("reason = %q, want %q", got, tc.reason)
+			}
+			if string(res.Data["register"]) != "" && string(res.Data["register"]) != "null" {
+				t.Errorf("data.register = %s, want null", res.Data["register"])
+			}
+			if strings.Contains(res.Raw, tc.password) && tc.password != "" {
+				t.Errorf("response echoes the password: %s", res.Raw)
+			}
+			if n := e.countUsers(t); n != 0 {
+				t.Errorf("%d users stored, want 0", n)
+			}
+		})
+	}
+}
+
+func TestRegisterRejectsMalformedInput(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]any
+	}{
+		{"operator injection", map[string]any{"input": map[string]any{"username": map[string]any{"$ne": nil}, "email": "a@example.com", "password": testPassword}}},
+		{"unknown field", map[string]any{"input": map[string]any{"username": "alice", "email": "a@example.com", "password": testPassword, "isAdmin": true}}},
+		{"missing field", map[string]any{"input": map[string]any{"username": "alice", "email": "a@example.com"}}},
+		{"null password", map[string]any{"input": map[string]any{"username": "alice", "email": "a@example.com", "password": nil}}},
+		{"list as string", map[string]any{"input": map[string]any{"username": []string{"a", "b"}, "email": "a@example.com", "password": testPassword}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			res := e.post(t, "", registerMutation, tc.vars)
+			if got := res.code(t); got != "GRAPHQL_VALIDATION_FAILED" && got != "BAD_USER_INPUT" {
+				t.Fatalf("code = %q, want a validation code: %s", got, res.Raw)
+			}
+			if n := e.countUsers(t); n != 0 {
+				t.Errorf("%d users stored, want 0", n)
+			}
+		})
+	}
+}
+
+func TestRegisterDuplicateInAnotherCase(t *testing.T) {
+	e := newEnv(t)
+	e.mustRegister(t, "Bob", "bob@example.com")
+	tests := []struct {
+		name, username, email, field string
+	}{
+		{"same username", "Bob", "other@example.com", "username"},
+		{"username in other case", "bOB", "other@example.com", "username"},
+		{"email in other case", "robert", "BOB@EXAMPLE.COM", "email"},
+		{"email padded", "robert", "  bob@example.com ", "email"},
+		{"both taken", "BOB", "Bob@Example.com", "username"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res := e.register(t, tc.username, tc.email, testPassword)
+			if got := res.code(t); got != "BAD_USER_INPUT" {
+				t.Fatalf("code = %q, want BAD_USER_INPUT: %s", got, res.Raw)
+			}
+			if got, want := res.ext("field"), tc.field; got != want {
+				t.Errorf("field = %q, want %q", got, want)
+			}
+			if got := res.ext("reason"); got != "taken" {
+				t.Errorf("reason = %q, want taken", got)
+			}
+			for _, leak := range []string{"E11000", "dup key", "duplicate key", "username_key", "email_key", "index"} {
+				if strings.Contains(res.Raw, leak) {
+					t.Errorf("response leaks %q: %s", leak, res.Raw)
+				}
+			}
+			if n := e.countUsers(t); n != 1 {
+				t.Errorf("%d users stored, want 1", n)
+			}
+		})
+	}
+}
+
+func TestConcurrentRegistrationsOfOneName(t *testing.T) {
+	e := newEnv(t)
+	const n = 20
+	var wg sync.WaitGroup
+	results := make([]gqlResponse, n)
+	for i := range n {
+		wg.Go(func() {
+			// One name in many letter cases, each with its own email.
+			name := "carol"
+			if i%2 == 1 {
+				name = "CAROL"
+			}
+			results[i] = e.register(t, name, "carol"+string(rune('a'+i))+"@example.com", testPassword)
+		})
+	}
+	wg.Wait()
+	var ok int
+	var codes []string
+	for _, r := range results {
+		if len(r.Errors) == 0 {
+			ok++
+			continue
+		}
+		codes = append(codes, r.code(t)+"/"+r.ext("field")+"/"+r.ext("reason"))
+	}
+	if ok != 1 {
+		t.Fatalf("%d registrations succeeded, want exactly 1", ok)
+	}
+	sort.Strings(codes)
+	for _, c := range codes {
+		if c != "BAD_USER_INPUT/username/taken" {
+			t.Errorf("loser got %s, want BAD_USER_INPUT/username/taken", c)
+		}
+	}
+	if got := e.countUsers(t); got != 1 {
+		t.Errorf("%d users stored, want 1", got)
+	}
+}
+
+func TestLoginFailuresAreIdentical(t *testing.T) {
+	e := newEnv(t)
+	e.mustRegister(t, "dave", "dave@example.com")
+
+	unknown := e.login(t, "", "nobody", testPassword)
+	unknownEmail := e.login(t, "", "nobody@example.com", testPassword)
+	wrong := e.login(t, "", "dave", "wrong password!")
+	wrongByEmail := e.login(t, "", "dave@example.com", "wrong password!")
+	empty := e.login(t, "", "", "")
+	for name, res := range map[string]gqlResponse{"unknown email": unknownEmail, "wrong password": wrong, "wrong by email": wrongByEmail, "empty": empty} {
+		if res.Raw != unknown.Raw || res.Status != unknown.Status {
+			t.Errorf("%s: %d %s\nwant identical to unknown user: %d %s", name, res.Status, res.Raw, unknown.Status, unknown.Raw)
+		}
+	}
+	if got := unknown.code(t); got != "INVALID_CREDENTIALS" {
+		t.Errorf("code = %q, want INVALID_CREDENTIALS", got)
+	}
+}
+
+// TestLoginTimingDoesNotRevealAccounts checks that an unknown user costs a
+// bcrypt comparison just like a wrong password does. Without the dummy hash an
+// unknown user answers about 50 times faster; the bound is loose on purpose.
+func TestLoginTimingDoesNotRevealAccounts(t *testing.T) {
+	o := defaultOptions()
+	o.bcryptCost = 10
+	e := newEnvWith(t, o)
+	e.mustRegister(t, "erin", "erin@example.com")
+	median := func(user string) time.Duration {
+		var d []time.Duration
+		for range 5 {
+			start := time.Now()
+			res := e.login(t, "", user, "wrong password!")
+			d = append(d, time.Since(start))
+			if res.code(t) != "INVALID_CREDENTIALS" {
+				t.Fatalf("login %s: %s", user, res.Raw)
+			}
+		}
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return d[len(d)/2]
+	}
+	known, unknown := median("erin"), median("nobody-here")
+	ratio := float64(unknown) / float64(known)
+	if ratio < 0.5 || ratio > 2 {
+		t.Errorf("unknown user %v vs wrong password %v (ratio %.2f): timing reveals whether the account exists", unknown, known, ratio)
+	}
+}
+
+func TestLoginEnforcesBcryptLimit(t *testing.T) {
+	e := newEnv(t)
+	pw72 := strings.Repeat("k", 60) + "0123456789ab" // exactly 72 bytes
+	if res := e.register(t, "frank", "frank@example.com", pw72); len(res.Errors) > 0 {
+		t.Fatalf("register with 72 bytes: %s", res.Raw)
+	}
+	if res := e.login(t, "", "frank", pw72); len(res.Errors) > 0 {
+		t.Fatalf("login with the 72-byte password: %s", res.Raw)
+	}
+	// bcrypt compares only the first 72 bytes: the server must not.
+	res := e.login(t, "", "frank", pw72+"XYZ")
+	if got := res.code(t); got != "INVALID_CREDENTIALS" {
+		t.Errorf("72 bytes + suffix: code = %q, want INVALID_CREDENTIALS", got)
+	}
+	res = e.login(t, "", "frank", strings.Repeat("x", 200000))
+	if got := res.code(t); got != "INVALID_CREDENTIALS" {
+		t.Errorf("huge password: code = %q, want INVALID_CREDENTIALS", got)
+	}
+}
+
+func TestLoginWithRegexAndOperatorInput(t *testing.T) {
+	e := newEnv(t)
+	e.mustRegister(t, "grace", "grace@example.com")
+	for _, login := range []string{".*", "gr.ce", "^grace$", "grace*", `{"$ne": null}`, "grace\x00"} {
+		res := e.login(t, "", login, testPassword)
+		if got := res.code(t); got != "INVALID_CREDENTIALS" {
+			t.Errorf("login %q: code = %q, want INVALID_CREDENTIALS", login, got)
+		}
+	}
+	res := e.post(t, "", loginMutation, map[string]any{"input": map[string]any{"username": map[string]any{"$ne": nil}, "password": testPassword}})
+	if got := res.code(t); got != "GRAPHQL_VALIDATION_FAILED" {
+		t.Errorf("object as username: code = %q, want GRAPHQL_VALIDATION_FAILED: %s", got, res.Raw)
+	}
+}
+
+func TestLoginWorksWithStaleToken(t *testing.T) {
+	e := newEnv(t)
+	e.mustRegister(t, "heidi", "heidi@example.com")
+	expired := forge(t, claims{"sub": "000000000000000000000000", "exp": time.Now().Add(-time.Hour).Unix()}, signHS256)
+	for name, bearer := range map[string]string{"expired": expired, "garbage": "not-a-jwt", "refresh-like": "dGhpcyBpcyBub3QgYSBKV1Q"} {
+		t.Run(name, func(t *testing.T) {
+			p := payload(t, e.login(t, bearer, "heidi", testPassword), "login")
+			if p.User.Username != "heidi" {
+				t.Errorf("username = %q", p.User.Username)
+			}
+		})
+	}
+}
+
+func TestMeOfDeletedUser(t *testing.T) {
+	e := newEnv(t)
+	p := e.mustRegister(t, "ivan", "ivan@example.com")
+	if _, err := dbClient.Database(e.db.Name()).Collection("users").DeleteMany(t.Context(), map[string]any{}); err != nil {
+		t.Fatal(err)
+	}
+	wantUnauthenticated(t, e.post(t, p.AccessToken, meQuery, nil), "user_not_found")
+}
+
+func TestMeWithoutToken(t *testing.T) {
+	e := newEnv(t)
+	for name, header := range map[string]string{"absent": "", "empty": " ", "bearer and nothing": "Bearer "} {
+		t.Run(name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/query", strings.NewReader(`{"query":"{ me { id } }"}`))
+			req.Header.Set("Content-Type", "application/json")
+			if header != "" {
+				req.Header.Set("Authorization", header)
+			}
+			wantUnauthenticated(t, e.send(t, req), "token_missing")
+		})
+	}
+}
+
+// Every path to a protected field runs @auth: aliases, fragments, inline
+// fragments and the choice among several operations.
+func TestAuthOnEveryPath(t *testing.T) {
+	e := newEnv(t)
+	p := e.mustRegister(t, "judy", "judy@example.com")
+	docs := map[string]string{
+		"aliases":          `{ a: me { id } b: me { username } }`,
+		"fragment":         `query { ...F } fragment F on Query { me { id } }`,
+		"inline fragment":  `query { ... on Query { me { email } } }`,
+		"nested fragments": `query { ...A } fragment A on Query { ...B } fragment B on Query { x: me { id } }`,
+	}
+	for name, doc := range docs {
+		t.Run(name, func(t *testing.T) {
+			res := e.post(t, "", doc, nil)
+			if len(res.Errors) == 0 {
+				t.Fatalf("anonymous request succeeded: %s", res.Raw)
+			}
+			for _, er := range res.Errors {
+				if er.Extensions["code"] != "UNAUTHENTICATED" {
+					t.Errorf("error %+v, want UNAUTHENTICATED", er)
+				}
+			}
+			if strings.Contains(res.Raw, "judy") {
+				t.Errorf("anonymous response leaks user data: %s", res.Raw)
+			}
+			if res := e.post(t, p.AccessToken, doc, nil); len(res.Errors) > 0 {
+				t.Errorf("with a token: %s", res.Raw)
+			}
+		})
+	}
+	t.Run("operation name selects me", func(t *testing.T) {
+		body := `{"query":"query A { __typename } query B { me { id } }","operationName":"B"}`
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/query", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		wantUnauthenticated(t, e.send(t, req), "token_missing")
+	})
+}

@@ -1,0 +1,337 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/authgql/server/graph"
+	"github.com/authgql/server/internal/api"
+	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/devdb"
+	"github.com/authgql/server/internal/mongodb"
+	"github.com/authgql/server/internal/token"
+)
+
+// The embedded database is started once for the package; each test gets a
+// database of its own.
+var (
+	dbURI    string
+	dbClient *mongo.Client
+	dbSeq    atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "authgql-api-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	db, err := devdb.Start(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer db.Stop()
+	dbURI = db.URI()
+	dbClient, err = mongodb.Connect(context.Background(), dbURI)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer dbClient.Disconnect(context.Background())
+	return m.Run()
+}
+
+const (
+	testSecret   = "test-secret-0123456789abcdef-0123456789" // at least 32 bytes; a fixture, not a real key
+	testIssuer   = "authgql-test"
+	testAudience = "authgql-test-clients"
+	testPassword = "correct horse battery" // a fixture password
+)
+
+// syncBuffer is a log sink that tests read while handlers write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// env is one server under test: the real handler over real HTTP on a fresh
+// database.
+type env struct {
+	srv    *httptest.Server
+	db     *mongo.Database
+	client *mongo.Client
+	issuer *token.Issuer
+	logs   *syncBuffer
+}
+
+type envOptions struct {
+	bcryptCost    int
+	maxBody       int64
+	introspection bool
+	suggestions   bool
+	corsOrigins   []string
+	client        *mongo.Client // default: the shared client
+}
+
+func defaultOptions() envOptions {
+	return envOptions{bcryptCost: bcrypt.MinCost, maxBody: 1 << 20, introspection: true, suggestions: true}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	return newEnvWith(t, defaultOptions())
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
+	client := o.client
+	if client == nil {
+		client = dbClient
+	}
+	ctx := context.Background()
+	db := client.Database(fmt.Sprintf("t%d", dbSeq.Add(1)))
+	t.Cleanup(func() { _ = dbClient.Database(db.Name()).Drop(context.Background()) })
+	users, err := mongodb.NewUserStore(ctx, db)
+	if err != nil {
+		t.Fatalf("NewUserStore: %v", err)
+	}
+	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, time.Now)
+	if err != nil {
+		t.Fatalf("NewIssuer: %v", err)
+	}
+	svc, err := auth.NewService(users, issuer, o.bcryptCost, time.Now)
+	if err != nil {
+		t.Fatalf("NewService: %v", err)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gql := graph.NewHandler(svc, logger, graph.Limits{
+		ParserTokens: 2000, Complexity: 200, Introspection: o.introspection, Suggestions: o.suggestions,
+	})
+	h := api.NewServer(logger, issuer, gql, mongodb.NewPinger(client),
+		playground.Handler("authgql", "/query"), o.corsOrigins, o.maxBody)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{srv: srv, db: db, client: client, issuer: issuer, logs: logs}
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Path       []any          `json:"path"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+type gqlResponse struct {
+	Status int                        `json:"-"`
+	Header http.Header                `json:"-"`
+	Raw    string                     `json:"-"`
+	Data   map[string]json.RawMessage `json:"data"`
+	Errors []gqlError                 `json:"errors"`
+}
+
+func (r gqlResponse) code(t *testing.T) string {
+	t.Helper()
+	if len(r.Errors) == 0 {
+		t.Fatalf("no errors in response: %s", r.Raw)
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// ext returns extensions[key] of the first error as a string.
+func (r gqlResponse) ext(key string) string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	v, _ := r.Errors[0].Extensions[key].(string)
+	return v
+}
+
+// post sends a GraphQL request as application/json with an optional bearer token.
+func (e *env) post(t *testing.T, bearer, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/query", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return e.send(t, req)
+}
+
+// get sends a GraphQL request by GET, as urql does for queries.
+func (e *env) get(t *testing.T, bearer, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	q := url.Values{"query": {query}}
+	if vars != nil {
+		b, _ := json.Marshal(vars)
+		q.Set("variables", string(b))
+	}
+	req, err := http.NewRequest(http.MethodGet, e.srv.URL+"/query?"+q.Encode(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	return e.send(t, req)
+}
+
+func (e *env) send(t *testing.T, req *http.Request) gqlResponse {
+	t.Helper()
+	res, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := gqlResponse{Status: res.StatusCode, Header: res.Header, Raw: string(raw)}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/") {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			t.Fatalf("response is not JSON: %v: %s", err, raw)
+		}
+	}
+	return out
+}
+
+const registerMutation = `mutation Register($input: RegisterInput!) {
+  register(input: $input) { accessToken tokenType expiresIn expiresAt user { id username email createdAt } }
+}`
+
+const loginMutation = `mutation Login($input: LoginInput!) {
+  login(input: $input) { accessToken tokenType expiresIn expiresAt user { id username email createdAt } }
+}`
+
+const meQuery = `query Me { me { id username email createdAt } }`
+
+type authPayload struct {
+	AccessToken string    `json:"accessToken"`
+	TokenType   string    `json:"tokenType"`
+	ExpiresIn   int       `json:"expiresIn"`
+	ExpiresAt   time.Time `json:"expiresAt"`
+	User        user      `json:"user"`
+}
+
+type user struct {
+	ID        string    `json:"id"`
+	Username  string    `json:"username"`
+	Email     string    `json:"email"`
+	CreatedAt time.Time `json:"createdAt"`
+}
+
+func (e *env) register(t *testing.T, username, email, password string) gqlResponse {
+	t.Helper()
+	return e.post(t, "", registerMutation, map[string]any{
+		"input": map[string]any{"username": username, "email": email, "password": password},
+	})
+}
+
+func (e *env) login(t *testing.T, bearer, username, password string) gqlResponse {
+	t.Helper()
+	return e.post(t, bearer, loginMutation, map[string]any{
+		"input": map[string]any{"username": username, "password": password},
+	})
+}
+
+// mustRegister registers a user and returns the payload.
+func (e *env) mustRegister(t *testing.T, username, email string) authPayload {
+	t.Helper()
+	res := e.register(t, username, email, testPassword)
+	return payload(t, res, "register")
+}
+
+func payload(t *testing.T, res gqlResponse, field string) authPayload {
+	t.Helper()
+	if len(res.Errors) > 0 || res.Status != http.StatusOK {
+		t.Fatalf("%s failed: status %d: %s", field, res.Status, res.Raw)
+	}
+	var p authPayload
+	if err := json.Unmarshal(res.Data[field], &p); err != nil {
+		t.Fatalf("decode %s: %v: %s", field, err, res.Raw)
+	}
+	return p
+}
+
+func me(t *testing.T, res gqlResponse) user {
+	t.Helper()
+	if len(res.Errors) > 0 || res.Status != http.StatusOK {
+		t.Fatalf("me failed: status %d: %s", res.Status, res.Raw)
+	}
+	var u user
+	if err := json.Unmarshal(res.Data["me"], &u); err != nil {
+		t.Fatalf("decode me: %v: %s", err, res.Raw)
+	}
+	return u
+}
+
+// countUsers returns how many user documents the test's database holds.
+func (e *env) countUsers(t *testing.T) int64 {
+	t.Helper()
+	n, err := dbClient.Database(e.db.Name()).Collection("users").CountDocuments(context.Background(), bson.D{})
+	if err != nil {
+		t.Fatalf("count users: %v", err)
+	}
+	return n
+}
+
+// wantUnauthenticated asserts an UNAUTHENTICATED error with reason and a null data.me.
+func wantUnauthenticated(t *testing.T, res gqlResponse, reason string) {
+	t.Helper()
+	if res.Status != http.StatusOK {
+		t.Fatalf("status = %d, want 200: %s", res.Status, res.Raw)
+	}
+	if got := res.code(t); got != "UNAUTHENTICATED" {
+		t.Fatalf("code = %q, want UNAUTHENTICATED: %s", got, res.Raw)
+	}
+	if got := res.ext("reason"); got != reason {
+		t.Fatalf("reason = %q, want %q: %s", got, reason, res.Raw)
+	}
+	if me, ok := res.Data["me"]; ok && string(me) != "null" {
+		t.Fatalf("data.me = %s, want null", me)
+	}
+}
