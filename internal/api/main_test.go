@@ -231,7 +231,7 @@ func (e *env) send(t *testing.T, req *http.Request) gqlResponse {
 		t.Fatal(err)
 	}
 	out := gqlResponse{Status: res.StatusCode, Header: res.Header, Raw: string(raw)}
-	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/") {
+	if len(raw) > 0 && strings.HasPrefix(res.Header.Get("Content-Type"), "application/") {
 		if err := json.Unmarshal(raw, &out); err != nil {
 			t.Fatalf("response is not JSON: %v: %s", err, raw)
 		}

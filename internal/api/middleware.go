@@ -150,6 +150,10 @@ func withCORS(origins []string, next http.Handler) http.Handler {
 // this is checked before it sees them.
 func graphqlBody(maxBody int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			methodNotAllowed(w, r)
+			return
+		}
 		if r.Method == http.MethodGet {
 			if getRunsMutation(r) {
 				w.Header().Set("Allow", "POST")

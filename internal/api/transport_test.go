@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -170,12 +171,15 @@ func TestMalformedBodiesAreNotEchoed(t *testing.T) {
 
 func TestOtherMethodsRefused(t *testing.T) {
 	e := newEnv(t)
-	for _, m := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch} {
+	for _, m := range []string{http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead} {
 		req, _ := http.NewRequest(m, e.srv.URL+"/query", strings.NewReader(`{"query":"{ __typename }"}`))
 		req.Header.Set("Content-Type", "application/json")
 		res := e.send(t, req)
 		if res.Status != http.StatusMethodNotAllowed {
 			t.Errorf("%s: status = %d, want 405", m, res.Status)
+		}
+		if m == http.MethodHead {
+			continue // no body
 		}
 		if got := res.code(t); got != "METHOD_NOT_ALLOWED" {
 			t.Errorf("%s: code = %q", m, got)
@@ -280,27 +284,28 @@ func TestIntrospectionAndSuggestions(t *testing.T) {
 	}
 }
 
-func TestComplexityLimit(t *testing.T) {
+func TestDocumentLimits(t *testing.T) {
 	e := newEnv(t)
-	var b strings.Builder
-	b.WriteString("{")
-	for i := range 250 {
-		b.WriteString(" a" + strings.Repeat("x", i%5) + string(rune('a'+i%26)) + itoa(i) + ": __typename")
+	aliases := func(n int) string {
+		var b strings.Builder
+		b.WriteString("{")
+		for i := range n {
+			fmt.Fprintf(&b, " a%d: __typename", i)
+		}
+		b.WriteString(" }")
+		return b.String()
 	}
-	b.WriteString(" }")
-	res := e.post(t, "", b.String(), nil)
-	code := res.code(t)
-	if code != "COMPLEXITY_LIMIT_EXCEEDED" && code != "GRAPHQL_PARSE_FAILED" {
-		t.Errorf("code = %q, want a limit error: %.300s", code, res.Raw)
+	if res := e.post(t, "", aliases(150), nil); len(res.Errors) > 0 {
+		t.Errorf("150 fields: %s", res.Raw)
 	}
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
+	res := e.post(t, "", aliases(250), nil) // ~1,000 tokens, complexity 250
+	if got := res.code(t); got != "COMPLEXITY_LIMIT_EXCEEDED" {
+		t.Errorf("250 fields: code = %q, want COMPLEXITY_LIMIT_EXCEEDED: %.300s", got, res.Raw)
 	}
-	return itoa(i/10) + digits[i%10:i%10+1]
+	res = e.post(t, "", aliases(800), nil) // ~2,400 tokens
+	if got := res.code(t); got != "GRAPHQL_PARSE_FAILED" {
+		t.Errorf("800 fields: code = %q, want GRAPHQL_PARSE_FAILED (token limit): %.300s", got, res.Raw)
+	}
 }
 
 func TestPlaygroundAndProbes(t *testing.T) {

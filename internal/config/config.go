@@ -67,6 +67,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.Host = p.str("HOST", map[bool]string{true: "0.0.0.0", false: "127.0.0.1"}[prod])
 	c.Introspection = p.boolean("GRAPHQL_INTROSPECTION", !prod)
 	c.Playground = p.boolean("GRAPHQL_PLAYGROUND", !prod)
+	if c.CORSAllowedOrigins == nil && !prod {
+		// Front-end dev servers (Vite, Next.js, ...) run on another local port.
+		c.CORSAllowedOrigins = []string{"http://localhost:*", "http://127.0.0.1:*"}
+	}
 
 	if c.Playground && !c.Introspection {
 		p.fail("GRAPHQL_PLAYGROUND needs GRAPHQL_INTROSPECTION: the Playground loads the schema by introspection")
