@@ -306,7 +306,7 @@ func TestLoginWorksWithStaleToken(t *testing.T) {
 func TestMeOfDeletedUser(t *testing.T) {
 	e := newEnv(t)
 	p := e.mustRegister(t, "ivan", "ivan@example.com")
-	if _, err := dbClient.Database(e.db.Name()).Collection("users").DeleteMany(t.Context(), map[string]any{}); err != nil {
+	if _, err := testDB.Client.Database(e.db.Name()).Collection("users").DeleteMany(t.Context(), map[string]any{}); err != nil {
 		t.Fatal(err)
 	}
 	wantUnauthenticated(t, e.post(t, p.AccessToken, meQuery, nil), "user_not_found")

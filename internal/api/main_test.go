@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,45 +22,16 @@ import (
 	"github.com/authgql/server/graph"
 	"github.com/authgql/server/internal/api"
 	"github.com/authgql/server/internal/auth"
-	"github.com/authgql/server/internal/devdb"
+	"github.com/authgql/server/internal/devdb/devdbtest"
 	"github.com/authgql/server/internal/mongodb"
 	"github.com/authgql/server/internal/token"
 )
 
 // The embedded database is started once for the package; each test gets a
 // database of its own.
-var (
-	dbURI    string
-	dbClient *mongo.Client
-	dbSeq    atomic.Int64
-)
+var testDB *devdbtest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "authgql-api-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	db, err := devdb.Start(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer db.Stop()
-	dbURI = db.URI()
-	dbClient, err = mongodb.Connect(context.Background(), dbURI)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer dbClient.Disconnect(context.Background())
-	return m.Run()
-}
+func TestMain(m *testing.M) { devdbtest.Main(m, &testDB) }
 
 const (
 	testSecret   = "test-secret-0123456789abcdef-0123456789" // at least 32 bytes; a fixture, not a real key
@@ -122,11 +90,10 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	client := o.client
 	if client == nil {
-		client = dbClient
+		client = testDB.Client
 	}
 	ctx := context.Background()
-	db := client.Database(fmt.Sprintf("t%d", dbSeq.Add(1)))
-	t.Cleanup(func() { _ = dbClient.Database(db.Name()).Drop(context.Background()) })
+	db := client.Database(testDB.Fresh(t).Name())
 	users, err := mongodb.NewUserStore(ctx, db)
 	if err != nil {
 		t.Fatalf("NewUserStore: %v", err)
@@ -312,7 +279,7 @@ func me(t *testing.T, res gqlResponse) user {
 // countUsers returns how many user documents the test's database holds.
 func (e *env) countUsers(t *testing.T) int64 {
 	t.Helper()
-	n, err := dbClient.Database(e.db.Name()).Collection("users").CountDocuments(context.Background(), bson.D{})
+	n, err := testDB.Client.Database(e.db.Name()).Collection("users").CountDocuments(context.Background(), bson.D{})
 	if err != nil {
 		t.Fatalf("count users: %v", err)
 	}

@@ -332,7 +332,7 @@ func TestPlaygroundAndProbes(t *testing.T) {
 // driver text, nothing is issued, readiness reports it, and the log has the
 // cause with the request id.
 func TestDatabaseDown(t *testing.T) {
-	client, err := mongodb.Connect(context.Background(), dbURI)
+	client, err := mongodb.Connect(context.Background(), testDB.URI)
 	if err != nil {
 		t.Fatal(err)
 	}

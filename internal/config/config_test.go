@@ -119,9 +119,7 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 			if len(c.JWTSecret) != 0 {
 				t.Errorf("JWTSecret: got %d bytes, want none (generated later)", len(c.JWTSecret))
 			}
-			if len(c.CORSAllowedOrigins) != 0 {
-				t.Errorf("CORSAllowedOrigins: got %q, want none", c.CORSAllowedOrigins)
-			}
+			wantLoopbackOnly(t, c.CORSAllowedOrigins)
 			if got, want := c.ParserTokenLimit, 2000; got != want {
 				t.Errorf("ParserTokenLimit: got %d, want %d", got, want)
 			}
@@ -384,13 +382,37 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// wantLoopbackOnly asserts that a development default for CORS, if any, only
+// lets in local front-end dev servers: never "*", never a remote origin.
+func wantLoopbackOnly(t *testing.T, origins []string) {
+	t.Helper()
+	for _, o := range origins {
+		if !strings.HasPrefix(o, "http://localhost:") && !strings.HasPrefix(o, "http://127.0.0.1:") {
+			t.Errorf("default CORSAllowedOrigins in development: got %q, want loopback origins only", origins)
+			return
+		}
+	}
+}
+
+func TestLoadCORSAllowedOriginsUnset(t *testing.T) {
+	t.Run("production", func(t *testing.T) {
+		for _, v := range []string{"", " ", ", ,"} {
+			if got := load(t, prodEnv(map[string]string{"CORS_ALLOWED_ORIGINS": v})).CORSAllowedOrigins; len(got) != 0 {
+				t.Errorf("CORSAllowedOrigins for %q in production: got %q, want none", v, got)
+			}
+		}
+	})
+	t.Run("development", func(t *testing.T) {
+		wantLoopbackOnly(t, load(t, map[string]string{}).CORSAllowedOrigins)
+	})
+}
+
 func TestLoadCORSAllowedOrigins(t *testing.T) {
 	tests := []struct {
 		name  string
 		value string
 		want  []string
 	}{
-		{"unset", "", nil},
 		{"one", "https://app.example.com", []string{"https://app.example.com"}},
 		{
 			"comma list with spaces and trailing slashes",

@@ -1,58 +1,26 @@
 package mongodb_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/authgql/server/internal/auth"
-	"github.com/authgql/server/internal/devdb"
+	"github.com/authgql/server/internal/devdb/devdbtest"
 	"github.com/authgql/server/internal/mongodb"
 )
 
-var (
-	client *mongo.Client
-	seq    atomic.Int64
-)
+var testDB *devdbtest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "authgql-mongodb-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	db, err := devdb.Start(dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer db.Stop()
-	client, err = mongodb.Connect(context.Background(), db.URI())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer client.Disconnect(context.Background())
-	return m.Run()
-}
+func TestMain(m *testing.M) { devdbtest.Main(m, &testDB) }
 
 func newStore(t *testing.T) (*mongodb.UserStore, *mongo.Database) {
 	t.Helper()
-	db := client.Database(fmt.Sprintf("t%d", seq.Add(1)))
-	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	db := testDB.Fresh(t)
 	s, err := mongodb.NewUserStore(t.Context(), db)
 	if err != nil {
 		t.Fatal(err)

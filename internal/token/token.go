@@ -92,27 +92,41 @@ func (i *Issuer) Issue(userID string) (auth.AccessToken, error) {
 // Verify checks a presented access token and returns its claims, or
 // auth.ErrTokenExpired / auth.ErrTokenInvalid.
 func (i *Issuer) Verify(raw string) (auth.Claims, error) {
-	if raw == "" || len(raw) > MaxTokenBytes {
+	if raw == "" || len(raw) > MaxTokenBytes || !compact(raw) {
 		return auth.Claims{}, auth.ErrTokenInvalid
 	}
 	var claims jwt.RegisteredClaims
 	t, err := i.parser.ParseWithClaims(raw, &claims, i.key)
-	// ParseWithClaims fills claims even when it fails (CVE-2024-51744): they are
-	// used only when err is nil.
-	if err != nil {
-		if errors.Is(err, jwt.ErrTokenExpired) && onlyExpired(err) {
-			return auth.Claims{}, auth.ErrTokenExpired
-		}
+	// ParseWithClaims fills claims even when it fails (CVE-2024-51744). Claims
+	// are only read when the signature was good: err is nil, or expiry is the
+	// only complaint (signatures are checked before claims).
+	if err != nil && !(errors.Is(err, jwt.ErrTokenExpired) && onlyExpired(err)) {
 		return auth.Claims{}, auth.ErrTokenInvalid
 	}
-	if !t.Valid || t.Header["typ"] != typ || claims.Subject == "" || claims.ID == "" {
+	if t == nil || t.Header["typ"] != typ || claims.Subject == "" || claims.ID == "" || claims.ExpiresAt == nil {
 		return auth.Claims{}, auth.ErrTokenInvalid
+	}
+	if err != nil {
+		return auth.Claims{}, auth.ErrTokenExpired
 	}
 	c := auth.Claims{UserID: claims.Subject, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
 	if claims.IssuedAt != nil {
 		c.IssuedAt = claims.IssuedAt.Time
 	}
 	return c, nil
+}
+
+// compact reports whether s uses only the JWS compact alphabet: base64url
+// and dots. Go's base64 decoders skip line breaks, which would let several
+// strings stand for one token.
+func compact(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // onlyExpired reports whether expiry is the only thing wrong with a token: a
