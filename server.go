@@ -6,7 +6,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -67,7 +69,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer func() { _ = client.Disconnect(context.Background()) }()
-	users, err := mongodb.NewUserStore(ctx, client.Database(cfg.MongoDatabase))
+	db := client.Database(cfg.MongoDatabase)
+	users, err := mongodb.NewUserStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	sessions, err := mongodb.NewSessionStore(ctx, db)
 	if err != nil {
 		return err
 	}
@@ -83,10 +90,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	svc, err := auth.NewService(users, issuer, cfg.BcryptCost, time.Now)
+	svc, err := auth.NewService(users, sessions, issuer, auth.Settings{
+		BcryptCost:    cfg.BcryptCost,
+		RefreshTTL:    cfg.RefreshTokenTTL,
+		ReuseInterval: cfg.RefreshReuseInterval,
+		RefreshKey:    deriveKey(secret, "refresh-tokens"),
+		Now:           time.Now,
+	})
 	if err != nil {
 		return err
 	}
+	// Revocations made by other instances before this one started count too.
+	if err := svc.Sync(ctx); err != nil {
+		return err
+	}
+	syncCtx, stopSync := context.WithCancel(context.Background())
+	defer stopSync()
+	go svc.Run(syncCtx, logger, cfg.RevocationSync)
 	gql := graph.NewHandler(svc, logger, graph.Limits{
 		ParserTokens:  cfg.ParserTokenLimit,
 		Complexity:    cfg.ComplexityLimit,
@@ -97,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Playground {
 		pg = playground.Handler("authgql", "/query")
 	}
-	handler := api.NewServer(logger, issuer, gql, mongodb.NewPinger(client), pg, cfg.CORSAllowedOrigins, cfg.MaxBodyBytes)
+	handler := api.NewServer(logger, svc, gql, mongodb.NewPinger(client), pg, cfg.CORSAllowedOrigins, cfg.MaxBodyBytes)
 
 	srv := &http.Server{
 		Handler:           handler,
@@ -146,6 +166,13 @@ func ferretLogger(cfg config.Config, logger *slog.Logger) *slog.Logger {
 		return logger.With("component", "ferretdb")
 	}
 	return slog.New(slog.DiscardHandler)
+}
+
+// deriveKey gives each use of the one configured secret a key of its own.
+func deriveKey(secret []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("authgql/" + purpose))
+	return m.Sum(nil)
 }
 
 // devSecret returns the development signing key kept in dataDir, creating a

@@ -17,10 +17,49 @@ type Resolver struct {
 
 func authPayload(r *auth.Result) *model.AuthPayload {
 	return &model.AuthPayload{
-		AccessToken: r.AccessToken.Value,
-		TokenType:   "Bearer",
-		ExpiresIn:   int(r.AccessToken.TTL / time.Second),
-		ExpiresAt:   r.AccessToken.ExpiresAt.UTC(),
-		User:        r.User,
+		AccessToken:           r.AccessToken.Value,
+		TokenType:             "Bearer",
+		ExpiresIn:             int(r.AccessToken.TTL / time.Second),
+		ExpiresAt:             r.AccessToken.ExpiresAt.UTC(),
+		RefreshToken:          r.RefreshToken,
+		RefreshTokenExpiresAt: r.RefreshExpiresAt.UTC(),
+		User:                  r.User,
 	}
+}
+
+func logoutScope(s *model.LogoutScope) auth.LogoutScope {
+	if s == nil {
+		return auth.LogoutCurrent
+	}
+	switch *s {
+	case model.LogoutScopeOthers:
+		return auth.LogoutOthers
+	case model.LogoutScopeAll:
+		return auth.LogoutAll
+	default:
+		return auth.LogoutCurrent
+	}
+}
+
+func sessions(list []*auth.Session, current string) []*model.Session {
+	out := make([]*model.Session, len(list))
+	for i, s := range list {
+		out[i] = &model.Session{
+			ID:         s.ID,
+			CreatedAt:  s.CreatedAt,
+			LastUsedAt: s.LastUsedAt,
+			ExpiresAt:  s.ExpiresAt,
+			UserAgent:  optional(s.UserAgent),
+			IP:         optional(s.IP),
+			Current:    s.ID == current,
+		}
+	}
+	return out
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }

@@ -28,8 +28,46 @@ func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*
 	return authPayload(res), nil
 }
 
+func (r *mutationResolver) RefreshToken(ctx context.Context, token string) (*model.AuthPayload, error) {
+	res, err := r.auth.Refresh(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return authPayload(res), nil
+}
+
+func (r *mutationResolver) Logout(ctx context.Context, scope *model.LogoutScope) (bool, error) {
+	if err := r.auth.Logout(ctx, logoutScope(scope)); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (r *mutationResolver) RevokeSession(ctx context.Context, id string) (bool, error) {
+	if err := r.auth.RevokeSession(ctx, id); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword string, newPassword string) (*model.AuthPayload, error) {
+	res, err := r.auth.ChangePassword(ctx, currentPassword, newPassword)
+	if err != nil {
+		return nil, err
+	}
+	return authPayload(res), nil
+}
+
 func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 	return r.auth.Me(ctx)
+}
+
+func (r *queryResolver) Sessions(ctx context.Context) ([]*model.Session, error) {
+	list, claims, err := r.auth.Sessions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sessions(list, claims.SessionID), nil
 }
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }

@@ -3,6 +3,10 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/authgql/server/internal/auth"
@@ -14,9 +18,13 @@ type AuthPayload struct {
 	// Always `Bearer`.
 	TokenType string `json:"tokenType"`
 	// Seconds until the access token expires.
-	ExpiresIn int        `json:"expiresIn"`
-	ExpiresAt time.Time  `json:"expiresAt"`
-	User      *auth.User `json:"user"`
+	ExpiresIn int       `json:"expiresIn"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// An opaque token for `refreshToken`. Store it safely; each use returns a new
+	// one and invalidates this one.
+	RefreshToken          string     `json:"refreshToken"`
+	RefreshTokenExpiresAt time.Time  `json:"refreshTokenExpiresAt"`
+	User                  *auth.User `json:"user"`
 }
 
 type LoginInput struct {
@@ -38,4 +46,77 @@ type RegisterInput struct {
 	Email string `json:"email"`
 	// 8 characters to 72 bytes; not a common password, not the username or email.
 	Password string `json:"password"`
+}
+
+// A signed-in device or browser: one chain of refresh tokens.
+type Session struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"createdAt"`
+	LastUsedAt time.Time `json:"lastUsedAt"`
+	// When the refresh token expires if not used (sliding).
+	ExpiresAt time.Time `json:"expiresAt"`
+	UserAgent *string   `json:"userAgent,omitempty"`
+	IP        *string   `json:"ip,omitempty"`
+	// Whether this is the session of the access token in use.
+	Current bool `json:"current"`
+}
+
+type LogoutScope string
+
+const (
+	// The session of the access token in use.
+	LogoutScopeCurrent LogoutScope = "CURRENT"
+	// Every session of the user but this one.
+	LogoutScopeOthers LogoutScope = "OTHERS"
+	// Every session of the user.
+	LogoutScopeAll LogoutScope = "ALL"
+)
+
+var AllLogoutScope = []LogoutScope{
+	LogoutScopeCurrent,
+	LogoutScopeOthers,
+	LogoutScopeAll,
+}
+
+func (e LogoutScope) IsValid() bool {
+	switch e {
+	case LogoutScopeCurrent, LogoutScopeOthers, LogoutScopeAll:
+		return true
+	}
+	return false
+}
+
+func (e LogoutScope) String() string {
+	return string(e)
+}
+
+func (e *LogoutScope) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = LogoutScope(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid LogoutScope", str)
+	}
+	return nil
+}
+
+func (e LogoutScope) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *LogoutScope) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e LogoutScope) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,8 +66,16 @@ type env struct {
 	db     *mongo.Database
 	client *mongo.Client
 	issuer *token.Issuer
+	svc    *auth.Service
+	clock  *clock
 	logs   *syncBuffer
 }
+
+// clock is the service's time, which tests move forward.
+type clock struct{ offset atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 type envOptions struct {
 	bcryptCost    int
@@ -74,11 +83,15 @@ type envOptions struct {
 	introspection bool
 	suggestions   bool
 	corsOrigins   []string
-	client        *mongo.Client // default: the shared client
+	client        *mongo.Client   // default: the shared client
+	db            *mongo.Database // default: a fresh database (set it to share one between two servers)
+	reuseInterval time.Duration
+	syncInterval  time.Duration
 }
 
 func defaultOptions() envOptions {
-	return envOptions{bcryptCost: bcrypt.MinCost, maxBody: 1 << 20, introspection: true, suggestions: true}
+	return envOptions{bcryptCost: bcrypt.MinCost, maxBody: 1 << 20, introspection: true, suggestions: true,
+		reuseInterval: 10 * time.Second, syncInterval: 100 * time.Millisecond}
 }
 
 func newEnv(t *testing.T) *env {
@@ -93,29 +106,51 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		client = testDB.Client
 	}
 	ctx := context.Background()
-	db := client.Database(testDB.Fresh(t).Name())
+	db := o.db
+	if db == nil {
+		db = testDB.Fresh(t)
+	}
+	db = client.Database(db.Name())
 	users, err := mongodb.NewUserStore(ctx, db)
 	if err != nil {
 		t.Fatalf("NewUserStore: %v", err)
+	}
+	sessions, err := mongodb.NewSessionStore(ctx, db)
+	if err != nil {
+		t.Fatalf("NewSessionStore: %v", err)
 	}
 	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, time.Now)
 	if err != nil {
 		t.Fatalf("NewIssuer: %v", err)
 	}
-	svc, err := auth.NewService(users, issuer, o.bcryptCost, time.Now)
+	clk := &clock{}
+	svc, err := auth.NewService(users, sessions, issuer, auth.Settings{
+		BcryptCost:    o.bcryptCost,
+		RefreshTTL:    30 * 24 * time.Hour,
+		ReuseInterval: o.reuseInterval,
+		RefreshKey:    []byte(testSecret),
+		Now:           clk.Now,
+	})
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
+	}
+	if err := svc.Sync(ctx); err != nil {
+		t.Fatalf("Sync: %v", err)
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	gql := graph.NewHandler(svc, logger, graph.Limits{
 		ParserTokens: 2000, Complexity: 200, Introspection: o.introspection, Suggestions: o.suggestions,
 	})
-	h := api.NewServer(logger, issuer, gql, mongodb.NewPinger(client),
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); svc.Run(runCtx, logger, o.syncInterval) }()
+	t.Cleanup(func() { stop(); <-done })
+	h := api.NewServer(logger, svc, gql, mongodb.NewPinger(client),
 		playground.Handler("authgql", "/query"), o.corsOrigins, o.maxBody)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, db: db, client: client, issuer: issuer, logs: logs}
+	return &env{srv: srv, db: db, client: client, issuer: issuer, svc: svc, clock: clk, logs: logs}
 }
 
 type gqlError struct {
@@ -206,22 +241,24 @@ func (e *env) send(t *testing.T, req *http.Request) gqlResponse {
 	return out
 }
 
-const registerMutation = `mutation Register($input: RegisterInput!) {
-  register(input: $input) { accessToken tokenType expiresIn expiresAt user { id username email createdAt } }
-}`
+const payloadFields = `accessToken tokenType expiresIn expiresAt refreshToken refreshTokenExpiresAt user { id username email createdAt }`
 
-const loginMutation = `mutation Login($input: LoginInput!) {
-  login(input: $input) { accessToken tokenType expiresIn expiresAt user { id username email createdAt } }
-}`
+const registerMutation = `mutation Register($input: RegisterInput!) { register(input: $input) { ` + payloadFields + ` } }`
+
+const loginMutation = `mutation Login($input: LoginInput!) { login(input: $input) { ` + payloadFields + ` } }`
+
+const refreshMutation = `mutation Refresh($token: String!) { refreshToken(token: $token) { ` + payloadFields + ` } }`
 
 const meQuery = `query Me { me { id username email createdAt } }`
 
 type authPayload struct {
-	AccessToken string    `json:"accessToken"`
-	TokenType   string    `json:"tokenType"`
-	ExpiresIn   int       `json:"expiresIn"`
-	ExpiresAt   time.Time `json:"expiresAt"`
-	User        user      `json:"user"`
+	AccessToken           string    `json:"accessToken"`
+	TokenType             string    `json:"tokenType"`
+	ExpiresIn             int       `json:"expiresIn"`
+	ExpiresAt             time.Time `json:"expiresAt"`
+	RefreshToken          string    `json:"refreshToken"`
+	RefreshTokenExpiresAt time.Time `json:"refreshTokenExpiresAt"`
+	User                  user      `json:"user"`
 }
 
 type user struct {

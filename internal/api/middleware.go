@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -253,7 +254,7 @@ func authenticate(tokens TokenVerifier, next http.Handler) http.Handler {
 		case !ok:
 			ctx = auth.WithTokenError(ctx, auth.ErrTokenInvalid)
 		default:
-			claims, err := tokens.Verify(raw)
+			claims, err := tokens.VerifyAccessToken(raw)
 			if err != nil {
 				ae, isAuth := errors.AsType[*auth.Error](err)
 				if !isAuth {
@@ -267,6 +268,25 @@ func authenticate(tokens TokenVerifier, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// withClient records who is calling (user agent, peer address) for the
+// sessions a request may create.
+func withClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ua := r.UserAgent()
+		if len(ua) > maxUserAgent {
+			ua = ua[:maxUserAgent]
+		}
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		ctx := auth.WithClient(r.Context(), auth.Client{UserAgent: strings.ToValidUTF8(ua, ""), IP: ip})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+const maxUserAgent = 256
 
 // bearer extracts the token of a single "Bearer <token>" header value.
 func bearer(values []string) (string, bool) {

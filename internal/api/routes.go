@@ -10,7 +10,7 @@ import (
 // addRoutes is the whole HTTP surface in one place.
 func addRoutes(mux *http.ServeMux, logger *slog.Logger, tokens TokenVerifier, graphql http.Handler,
 	db Pinger, playground http.Handler, corsOrigins []string, maxBody int64) {
-	query := withCORS(corsOrigins, noStore(graphqlBody(maxBody, authenticate(tokens, graphql))))
+	query := withCORS(corsOrigins, noStore(graphqlBody(maxBody, withClient(authenticate(tokens, graphql)))))
 	mux.Handle("POST /query", query)
 	mux.Handle("GET /query", query)
 	mux.Handle("OPTIONS /query", query)

@@ -10,9 +10,10 @@ import (
 	"github.com/authgql/server/internal/auth"
 )
 
-// TokenVerifier checks a presented access token.
+// TokenVerifier checks a presented access token (signature, claims and
+// whether its session was revoked).
 type TokenVerifier interface {
-	Verify(raw string) (auth.Claims, error)
+	VerifyAccessToken(raw string) (auth.Claims, error)
 }
 
 // Pinger reports whether the database answers.

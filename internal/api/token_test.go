@@ -67,7 +67,7 @@ func forge(t *testing.T, c claims, sign signer) string {
 	now := time.Now()
 	base := claims{
 		"sub": "000000000000000000000000", "iss": testIssuer, "aud": []string{testAudience},
-		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "jti": "test-jti",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(), "jti": "test-jti", "sid": "test-session",
 	}
 	for k, v := range c {
 		if v == nil {
@@ -115,6 +115,7 @@ func TestTokenAttacks(t *testing.T) {
 		{"missing exp", forge(t, claims{"sub": sub, "exp": nil}, signHS256), "token_invalid"},
 		{"missing sub", forge(t, claims{"sub": nil}, signHS256), "token_invalid"},
 		{"missing jti", forge(t, claims{"sub": sub, "jti": nil}, signHS256), "token_invalid"},
+		{"missing sid", forge(t, claims{"sub": sub, "sid": nil}, signHS256), "token_invalid"},
 		{"typ JWT", signHS256(t, map[string]any{"alg": "HS256", "typ": "JWT"}, claims{"sub": sub, "iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(time.Minute).Unix(), "jti": "x"}), "token_invalid"},
 		{"kid and jku pointing elsewhere", forge(t, claims{"sub": sub}, func(t *testing.T, _ map[string]any, c claims) string {
 			return signWith(jwt.SigningMethodHS256, []byte(strings.Repeat("k", 32)))(t, map[string]any{"kid": "../../dev/null", "jku": "http://127.0.0.1:1/jwks"}, c)

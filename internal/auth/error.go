@@ -12,6 +12,8 @@ const (
 	CodeUnauthenticated    Code = "UNAUTHENTICATED"
 	CodeForbidden          Code = "FORBIDDEN"
 	CodeInternal           Code = "INTERNAL_SERVER_ERROR"
+	CodeInvalidRefresh     Code = "INVALID_REFRESH_TOKEN"
+	CodeNotFound           Code = "NOT_FOUND"
 )
 
 // Reasons carried in Error.Reason (extensions.reason).
@@ -19,7 +21,14 @@ const (
 	ReasonTokenMissing = "token_missing"
 	ReasonTokenInvalid = "token_invalid"
 	ReasonTokenExpired = "token_expired"
-	ReasonUserNotFound = "user_not_found"
+	ReasonUserNotFound   = "user_not_found"
+	ReasonSessionRevoked = "session_revoked"
+
+	// Refresh failures (INVALID_REFRESH_TOKEN).
+	ReasonExpired = "expired"
+	ReasonRevoked = "revoked"
+	ReasonReused  = "reused"
+	ReasonUnknown = "unknown"
 
 	ReasonRequired        = "required"
 	ReasonTooShort        = "too_short"
@@ -28,6 +37,8 @@ const (
 	ReasonTooCommon       = "too_common"
 	ReasonMatchesIdentity = "matches_identity"
 	ReasonTaken           = "taken"
+	ReasonIncorrect       = "incorrect"
+	ReasonUnchanged       = "unchanged"
 )
 
 // Error is the one error vocabulary of the domain. Message is always safe to

@@ -6,6 +6,7 @@ import "time"
 // server relies on.
 type Claims struct {
 	UserID    string
+	SessionID string
 	TokenID   string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
@@ -18,13 +19,16 @@ type AccessToken struct {
 	TTL       time.Duration
 }
 
-// TokenIssuer signs access tokens for a user.
+// TokenIssuer signs and verifies access tokens.
 type TokenIssuer interface {
-	Issue(userID string) (AccessToken, error)
+	Issue(userID, sessionID string) (AccessToken, error)
+	Verify(raw string) (Claims, error)
+	TTL() time.Duration
 }
 
 // Token verification errors, shared by every verifier.
 var (
 	ErrTokenInvalid = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenInvalid, Message: "access token is invalid"}
 	ErrTokenExpired = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenExpired, Message: "access token has expired"}
+	ErrSessionRevoked = &Error{Code: CodeUnauthenticated, Reason: ReasonSessionRevoked, Message: "the session of this access token has ended"}
 )

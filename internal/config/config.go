@@ -27,6 +27,10 @@ type Config struct {
 	AccessTokenTTL time.Duration
 	BcryptCost     int
 
+	RefreshTokenTTL      time.Duration // sliding lifetime of a session
+	RefreshReuseInterval time.Duration // replaced refresh token still honoured this long
+	RevocationSync       time.Duration // how often revocations from other instances are read
+
 	CORSAllowedOrigins []string
 	LogLevel           slog.Level
 
@@ -47,21 +51,24 @@ const minSecretBytes = 32
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		Env:                p.oneOf("APP_ENV", "development", "development", "production"),
-		Port:               p.intRange("PORT", 8080, 0, 65535),
-		MongoURI:           p.str("MONGODB_URI", ""),
-		MongoDatabase:      p.str("MONGODB_DATABASE", "authgql"),
-		DataDir:            p.str("DATA_DIR", "./data"),
-		JWTSecret:          []byte(getenv("JWT_SECRET")),
-		JWTIssuer:          p.str("JWT_ISSUER", "authgql"),
-		JWTAudience:        p.str("JWT_AUDIENCE", "authgql"),
-		AccessTokenTTL:     p.duration("ACCESS_TOKEN_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
-		BcryptCost:         p.intRange("BCRYPT_COST", 12, 10, 15),
-		CORSAllowedOrigins: p.list("CORS_ALLOWED_ORIGINS"),
-		LogLevel:           p.level("LOG_LEVEL", slog.LevelInfo),
-		MaxBodyBytes:       int64(p.intRange("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
-		ParserTokenLimit:   p.intRange("GRAPHQL_TOKEN_LIMIT", 2000, 100, 100000),
-		ComplexityLimit:    p.intRange("GRAPHQL_COMPLEXITY_LIMIT", 200, 10, 100000),
+		Env:                  p.oneOf("APP_ENV", "development", "development", "production"),
+		Port:                 p.intRange("PORT", 8080, 0, 65535),
+		MongoURI:             p.str("MONGODB_URI", ""),
+		MongoDatabase:        p.str("MONGODB_DATABASE", "authgql"),
+		DataDir:              p.str("DATA_DIR", "./data"),
+		JWTSecret:            []byte(getenv("JWT_SECRET")),
+		JWTIssuer:            p.str("JWT_ISSUER", "authgql"),
+		JWTAudience:          p.str("JWT_AUDIENCE", "authgql"),
+		AccessTokenTTL:       p.duration("ACCESS_TOKEN_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
+		BcryptCost:           p.intRange("BCRYPT_COST", 12, 10, 15),
+		RefreshTokenTTL:      p.duration("REFRESH_TOKEN_TTL", 30*24*time.Hour, time.Hour, 365*24*time.Hour),
+		RefreshReuseInterval: p.duration("REFRESH_REUSE_INTERVAL", 10*time.Second, 0, time.Minute),
+		RevocationSync:       p.duration("REVOCATION_SYNC_INTERVAL", time.Second, 100*time.Millisecond, 10*time.Second),
+		CORSAllowedOrigins:   p.list("CORS_ALLOWED_ORIGINS"),
+		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
+		MaxBodyBytes:         int64(p.intRange("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
+		ParserTokenLimit:     p.intRange("GRAPHQL_TOKEN_LIMIT", 2000, 100, 100000),
+		ComplexityLimit:      p.intRange("GRAPHQL_COMPLEXITY_LIMIT", 200, 10, 100000),
 	}
 	prod := c.Production()
 	c.Host = p.str("HOST", map[bool]string{true: "0.0.0.0", false: "127.0.0.1"}[prod])

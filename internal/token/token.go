@@ -67,11 +67,18 @@ func NewIssuer(secret []byte, issuer, audience string, ttl time.Duration, now fu
 // TTL is how long an issued token is valid.
 func (i *Issuer) TTL() time.Duration { return i.ttl }
 
-// Issue signs an access token for userID.
-func (i *Issuer) Issue(userID string) (auth.AccessToken, error) {
+// accessClaims are the claims of an access token: the registered ones and the
+// session the token belongs to, so that revoking the session cuts the token.
+type accessClaims struct {
+	SessionID string `json:"sid"`
+	jwt.RegisteredClaims
+}
+
+// Issue signs an access token for userID within sessionID.
+func (i *Issuer) Issue(userID, sessionID string) (auth.AccessToken, error) {
 	now := i.now().Truncate(time.Second)
 	exp := now.Add(i.ttl)
-	claims := jwt.RegisteredClaims{
+	claims := accessClaims{SessionID: sessionID, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   userID,
 		Issuer:    i.issuer,
 		Audience:  jwt.ClaimStrings{i.audience},
@@ -79,7 +86,7 @@ func (i *Issuer) Issue(userID string) (auth.AccessToken, error) {
 		NotBefore: jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(exp),
 		ID:        newID(),
-	}
+	}}
 	t := jwt.NewWithClaims(method, claims)
 	t.Header["typ"] = typ
 	signed, err := t.SignedString(i.secret)
@@ -95,7 +102,7 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 	if raw == "" || len(raw) > MaxTokenBytes || !compact(raw) {
 		return auth.Claims{}, auth.ErrTokenInvalid
 	}
-	var claims jwt.RegisteredClaims
+	var claims accessClaims
 	t, err := i.parser.ParseWithClaims(raw, &claims, i.key)
 	// ParseWithClaims fills claims even when it fails (CVE-2024-51744). Claims
 	// are only read when the signature was good: err is nil, or expiry is the
@@ -103,13 +110,14 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 	if err != nil && !(errors.Is(err, jwt.ErrTokenExpired) && onlyExpired(err)) {
 		return auth.Claims{}, auth.ErrTokenInvalid
 	}
-	if t == nil || t.Header["typ"] != typ || claims.Subject == "" || claims.ID == "" || claims.ExpiresAt == nil {
+	if t == nil || t.Header["typ"] != typ || claims.Subject == "" || claims.ID == "" ||
+		claims.SessionID == "" || claims.ExpiresAt == nil {
 		return auth.Claims{}, auth.ErrTokenInvalid
 	}
 	if err != nil {
 		return auth.Claims{}, auth.ErrTokenExpired
 	}
-	c := auth.Claims{UserID: claims.Subject, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
+	c := auth.Claims{UserID: claims.Subject, SessionID: claims.SessionID, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
 	if claims.IssuedAt != nil {
 		c.IssuedAt = claims.IssuedAt.Time
 	}

@@ -27,6 +27,7 @@ const (
 	testAudience = "authgql-test-clients"
 	testTTL      = 15 * time.Minute
 	testUserID   = "user-42"
+	testSession  = "session-7"
 	// leeway mirrors the unexported leeway of package token.
 	leeway = 30 * time.Second
 )
@@ -59,7 +60,7 @@ func newIssuer(t *testing.T, now time.Time) *token.Issuer {
 // issue returns a token issued for testUserID at t0.
 func issue(t *testing.T) string {
 	t.Helper()
-	at, err := newIssuer(t, t0).Issue(testUserID)
+	at, err := newIssuer(t, t0).Issue(testUserID, testSession)
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -76,6 +77,7 @@ func claimsAt(iat time.Time) jwt.MapClaims {
 		"nbf": iat.Unix(),
 		"exp": iat.Add(testTTL).Unix(),
 		"jti": "jti-forged-1",
+		"sid": testSession,
 	}
 }
 
@@ -193,7 +195,7 @@ func TestIssueAndVerify(t *testing.T) {
 	if got, want := iss.TTL(), testTTL; got != want {
 		t.Errorf("TTL: got %v, want %v", got, want)
 	}
-	at, err := iss.Issue(testUserID)
+	at, err := iss.Issue(testUserID, testSession)
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -208,6 +210,9 @@ func TestIssueAndVerify(t *testing.T) {
 	c := wantVerifyOK(t, newIssuer(t, t0.Add(testTTL-time.Second)), at.Value)
 	if got, want := c.UserID, testUserID; got != want {
 		t.Errorf("UserID: got %q, want %q", got, want)
+	}
+	if got, want := c.SessionID, testSession; got != want {
+		t.Errorf("SessionID: got %q, want %q", got, want)
 	}
 	if c.TokenID == "" {
 		t.Errorf("TokenID: got empty, want the token's jti")
@@ -229,7 +234,7 @@ func TestIssueUniqueTokenID(t *testing.T) {
 	seen := map[string]bool{}
 	values := map[string]bool{}
 	for range 2 {
-		at, err := iss.Issue(testUserID)
+		at, err := iss.Issue(testUserID, testSession)
 		if err != nil {
 			t.Fatalf("Issue: %v", err)
 		}
@@ -268,7 +273,7 @@ func TestIssueTokenContents(t *testing.T) {
 		gotKeys = append(gotKeys, k)
 	}
 	slices.Sort(gotKeys)
-	wantKeys := []string{"aud", "exp", "iat", "iss", "jti", "nbf", "sub"}
+	wantKeys := []string{"aud", "exp", "iat", "iss", "jti", "nbf", "sid", "sub"}
 	if !slices.Equal(gotKeys, wantKeys) {
 		t.Errorf("claim names: got %v, want exactly %v", gotKeys, wantKeys)
 	}
@@ -518,6 +523,8 @@ func TestVerifyClaims(t *testing.T) {
 		{"empty sub", hs256(t, with(c, "sub", ""))},
 		{"sub not a string", hs256(t, with(c, "sub", 42))},
 		{"missing jti", hs256(t, without(c, "jti"))},
+		{"missing sid", hs256(t, without(c, "sid"))},
+		{"empty sid", hs256(t, with(c, "sid", ""))},
 		{"empty jti", hs256(t, with(c, "jti", ""))},
 		{"missing typ", sign(t, jwt.SigningMethodHS256, secret, c, map[string]any{"typ": nil})},
 		{"typ JWT", sign(t, jwt.SigningMethodHS256, secret, c, map[string]any{"typ": "JWT"})},
@@ -745,7 +752,7 @@ func TestNewIssuer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewIssuer: got error %v, want none", err)
 			}
-			at, err := iss.Issue(testUserID)
+			at, err := iss.Issue(testUserID, testSession)
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}

@@ -1,0 +1,226 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/authgql/server/internal/auth"
+)
+
+// SessionStore keeps sessions in the "sessions" collection.
+type SessionStore struct {
+	coll *mongo.Collection
+}
+
+var _ auth.SessionStore = (*SessionStore)(nil)
+
+type sessionDoc struct {
+	ID            string     `bson:"_id"`
+	UserID        string     `bson:"user_id"`
+	TokenHash     string     `bson:"token_hash"`
+	PrevHash      string     `bson:"prev_hash"`
+	RotatedAt     time.Time  `bson:"rotated_at"`
+	CreatedAt     time.Time  `bson:"created_at"`
+	LastUsedAt    time.Time  `bson:"last_used_at"`
+	ExpiresAt     time.Time  `bson:"expires_at"`
+	UserAgent     string     `bson:"user_agent,omitempty"`
+	IP            string     `bson:"ip,omitempty"`
+	RevokedAt     *time.Time `bson:"revoked_at"` // null while active
+	RevokedReason string     `bson:"revoked_reason,omitempty"`
+}
+
+// expiredRetention is how long after expiry a TTL index (where the server
+// has them) removes a session; auth sweeps ended sessions itself as well.
+const expiredRetention = 24 * time.Hour
+
+// NewSessionStore returns a SessionStore on db, creating its indexes if needed.
+func NewSessionStore(ctx context.Context, db *mongo.Database) (*SessionStore, error) {
+	s := &SessionStore{coll: db.Collection("sessions")}
+	for _, field := range []string{"user_id", "revoked_at"} {
+		if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: field, Value: 1}},
+			Options: options.Index().SetName(field),
+		}); err != nil {
+			return nil, fmt.Errorf("mongodb: create index on sessions.%s: %w", field, err)
+		}
+	}
+	_, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "expires_at", Value: 1}},
+		Options: options.Index().SetName("expires_at_ttl").SetExpireAfterSeconds(int32(expiredRetention / time.Second)),
+	})
+	if err != nil && !notImplemented(err) {
+		return nil, fmt.Errorf("mongodb: create TTL index on sessions.expires_at: %w", err)
+	}
+	return s, nil
+}
+
+// notImplemented reports MongoDB's NotImplemented (238): FerretDB has no TTL
+// indexes, and the periodic sweep covers for them.
+func notImplemented(err error) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(238)
+}
+
+func active(now time.Time) bson.D {
+	return bson.D{{Key: "revoked_at", Value: nil}, {Key: "expires_at", Value: bson.D{{Key: "$gt", Value: now}}}}
+}
+
+// Create inserts a session.
+func (s *SessionStore) Create(ctx context.Context, sess *auth.Session) error {
+	doc := sessionDoc{
+		ID: sess.ID, UserID: sess.UserID, TokenHash: sess.TokenHash, PrevHash: sess.PrevHash,
+		RotatedAt: sess.RotatedAt, CreatedAt: sess.CreatedAt, LastUsedAt: sess.LastUsedAt, ExpiresAt: sess.ExpiresAt,
+		UserAgent: sess.UserAgent, IP: sess.IP,
+	}
+	if _, err := s.coll.InsertOne(ctx, doc); err != nil {
+		return fmt.Errorf("mongodb: insert session: %w", err)
+	}
+	return nil
+}
+
+// ByID returns a session, active or not.
+func (s *SessionStore) ByID(ctx context.Context, id string) (*auth.Session, error) {
+	var doc sessionDoc
+	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: find session: %w", err)
+	}
+	return doc.session(), nil
+}
+
+// Rotate swaps the current token hash of an active session in one
+// conditional update: of concurrent callers presenting the same token,
+// exactly one matches.
+func (s *SessionStore) Rotate(ctx context.Context, id, from, to string, now, expiresAt time.Time) (*auth.Session, error) {
+	filter := append(bson.D{{Key: "_id", Value: id}, {Key: "token_hash", Value: from}}, active(now)...)
+	update := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "token_hash", Value: to},
+		{Key: "prev_hash", Value: from},
+		{Key: "rotated_at", Value: now},
+		{Key: "last_used_at", Value: now},
+		{Key: "expires_at", Value: expiresAt},
+	}}}
+	var doc sessionDoc
+	err := s.coll.FindOneAndUpdate(ctx, filter, update,
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: rotate session: %w", err)
+	}
+	return doc.session(), nil
+}
+
+// Active lists the active sessions of a user, most recently used first.
+func (s *SessionStore) Active(ctx context.Context, userID string, now time.Time) ([]*auth.Session, error) {
+	filter := append(bson.D{{Key: "user_id", Value: userID}}, active(now)...)
+	cur, err := s.coll.Find(ctx, filter, options.Find().
+		SetSort(bson.D{{Key: "last_used_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(1000))
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: find sessions: %w", err)
+	}
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongodb: read sessions: %w", err)
+	}
+	out := make([]*auth.Session, len(docs))
+	for i := range docs {
+		out[i] = docs[i].session()
+	}
+	return out, nil
+}
+
+// Revoke ends the selected active sessions of userID and returns their IDs.
+func (s *SessionStore) Revoke(ctx context.Context, userID string, ids []string, except, reason string, now time.Time) ([]string, error) {
+	filter := bson.D{{Key: "user_id", Value: userID}, {Key: "revoked_at", Value: nil}}
+	var idCond bson.D
+	if ids != nil {
+		idCond = append(idCond, bson.E{Key: "$in", Value: ids})
+	}
+	if except != "" {
+		idCond = append(idCond, bson.E{Key: "$ne", Value: except})
+	}
+	if idCond != nil {
+		filter = append(filter, bson.E{Key: "_id", Value: idCond})
+	}
+	cur, err := s.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: find sessions to revoke: %w", err)
+	}
+	var found []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &found); err != nil {
+		return nil, fmt.Errorf("mongodb: read sessions to revoke: %w", err)
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	ended := make([]string, len(found))
+	for i, f := range found {
+		ended[i] = f.ID
+	}
+	_, err = s.coll.UpdateMany(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ended}}}, {Key: "revoked_at", Value: nil}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: now}, {Key: "revoked_reason", Value: reason}}}})
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: revoke sessions: %w", err)
+	}
+	return ended, nil
+}
+
+// RevokedSince lists sessions revoked after since.
+func (s *SessionStore) RevokedSince(ctx context.Context, since time.Time) ([]auth.Revocation, error) {
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "revoked_at", Value: bson.D{{Key: "$gt", Value: since}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "revoked_at", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: find revoked sessions: %w", err)
+	}
+	var docs []struct {
+		ID        string    `bson:"_id"`
+		RevokedAt time.Time `bson:"revoked_at"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongodb: read revoked sessions: %w", err)
+	}
+	out := make([]auth.Revocation, len(docs))
+	for i, d := range docs {
+		out[i] = auth.Revocation{SessionID: d.ID, At: d.RevokedAt}
+	}
+	return out, nil
+}
+
+// DeleteEnded removes sessions that expired or were revoked before before.
+func (s *SessionStore) DeleteEnded(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	for _, field := range []string{"expires_at", "revoked_at"} {
+		res, err := s.coll.DeleteMany(ctx, bson.D{{Key: field, Value: bson.D{{Key: "$lt", Value: before}}}})
+		if err != nil {
+			return n, fmt.Errorf("mongodb: delete ended sessions: %w", err)
+		}
+		n += res.DeletedCount
+	}
+	return n, nil
+}
+
+func (d *sessionDoc) session() *auth.Session {
+	s := &auth.Session{
+		ID: d.ID, UserID: d.UserID, TokenHash: d.TokenHash, PrevHash: d.PrevHash,
+		RotatedAt: d.RotatedAt.UTC(), CreatedAt: d.CreatedAt.UTC(), LastUsedAt: d.LastUsedAt.UTC(),
+		ExpiresAt: d.ExpiresAt.UTC(), UserAgent: d.UserAgent, IP: d.IP, RevokedReason: d.RevokedReason,
+	}
+	if d.RevokedAt != nil {
+		s.RevokedAt = d.RevokedAt.UTC()
+	}
+	return s
+}
