@@ -18,9 +18,9 @@ const (
 
 // Reasons carried in Error.Reason (extensions.reason).
 const (
-	ReasonTokenMissing = "token_missing"
-	ReasonTokenInvalid = "token_invalid"
-	ReasonTokenExpired = "token_expired"
+	ReasonTokenMissing   = "token_missing"
+	ReasonTokenInvalid   = "token_invalid"
+	ReasonTokenExpired   = "token_expired"
 	ReasonUserNotFound   = "user_not_found"
 	ReasonSessionRevoked = "session_revoked"
 

@@ -28,7 +28,7 @@ type TokenIssuer interface {
 
 // Token verification errors, shared by every verifier.
 var (
-	ErrTokenInvalid = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenInvalid, Message: "access token is invalid"}
-	ErrTokenExpired = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenExpired, Message: "access token has expired"}
+	ErrTokenInvalid   = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenInvalid, Message: "access token is invalid"}
+	ErrTokenExpired   = &Error{Code: CodeUnauthenticated, Reason: ReasonTokenExpired, Message: "access token has expired"}
 	ErrSessionRevoked = &Error{Code: CodeUnauthenticated, Reason: ReasonSessionRevoked, Message: "the session of this access token has ended"}
 )
