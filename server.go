@@ -25,14 +25,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
-
 	"github.com/authgql/server/graph"
 	"github.com/authgql/server/internal/api"
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/devdb"
 	"github.com/authgql/server/internal/mongodb"
+	"github.com/authgql/server/internal/playground"
 	"github.com/authgql/server/internal/token"
 )
 
@@ -115,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	var pg http.Handler
 	if cfg.Playground {
-		pg = playground.Handler("authgql", "/query")
+		pg = playground.New("authgql", "/query")
 	}
 	handler := api.NewServer(logger, svc, gql, mongodb.NewPinger(client), pg, cfg.CORSAllowedOrigins, cfg.MaxBodyBytes)
 

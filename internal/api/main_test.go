@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"golang.org/x/crypto/bcrypt"
@@ -25,6 +24,7 @@ import (
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/devdb/devdbtest"
 	"github.com/authgql/server/internal/mongodb"
+	"github.com/authgql/server/internal/playground"
 	"github.com/authgql/server/internal/token"
 )
 
@@ -147,7 +147,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	go func() { defer close(done); svc.Run(runCtx, logger, o.syncInterval) }()
 	t.Cleanup(func() { stop(); <-done })
 	h := api.NewServer(logger, svc, gql, mongodb.NewPinger(client),
-		playground.Handler("authgql", "/query"), o.corsOrigins, o.maxBody)
+		playground.New("authgql", "/query"), o.corsOrigins, o.maxBody)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, db: db, client: client, issuer: issuer, svc: svc, clock: clk, logs: logs}

@@ -31,6 +31,7 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, tokens TokenVerifier, gr
 	})
 	if playground != nil {
 		mux.Handle("GET /{$}", playground)
+		mux.Handle("GET /playground/", playground)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "not found")

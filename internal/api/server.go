@@ -22,7 +22,7 @@ type Pinger interface {
 }
 
 // NewServer returns the server's whole HTTP handler. graphql serves /query;
-// playground, when not nil, serves GET /. corsOrigins lists the browser
+// playground, when not nil, serves GET / and GET /playground/ (its assets). corsOrigins lists the browser
 // origins allowed to call /query ("*" for any; wildcards like
 // http://localhost:* allowed). maxBody bounds a request body in bytes.
 func NewServer(logger *slog.Logger, tokens TokenVerifier, graphql http.Handler, db Pinger,

@@ -3,10 +3,15 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"html"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -319,6 +324,27 @@ func TestPlaygroundAndProbes(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || !strings.Contains(page.String(), "/query") {
 		t.Errorf("GET / = %d, want the Playground page for /query", res.StatusCode)
+	}
+	// Every script and style is served by the server itself, and matches the
+	// integrity hash the page demands.
+	if strings.Contains(page.String(), "https://") || strings.Contains(page.String(), "http://") {
+		t.Errorf("the Playground page loads from another host")
+	}
+	refs := regexp.MustCompile(`(?:src|href)="(/playground/[^"]+)"\s+integrity="([^"]+)"`).FindAllStringSubmatch(page.String(), -1)
+	if len(refs) != 6 {
+		t.Fatalf("found %d assets with integrity in the page, want 6", len(refs))
+	}
+	for _, ref := range refs {
+		res, err := e.srv.Client().Get(e.srv.URL + ref[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		sum := sha256.Sum256(body)
+		if got := "sha256-" + base64.StdEncoding.EncodeToString(sum[:]); res.StatusCode != 200 || got != html.UnescapeString(ref[2]) {
+			t.Errorf("%s: status %d, integrity %s, page wants %s", ref[1], res.StatusCode, got, ref[2])
+		}
 	}
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/nope": 404} {
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+path, nil)
