@@ -9,6 +9,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -77,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	throttles, err := mongodb.NewThrottleStore(ctx, db)
+	if err != nil {
+		return err
+	}
 
 	secret := cfg.JWTSecret
 	if len(secret) == 0 {
@@ -89,12 +94,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	svc, err := auth.NewService(users, sessions, issuer, auth.Settings{
+	svc, err := auth.NewService(users, sessions, throttles, issuer, auth.Settings{
 		BcryptCost:    cfg.BcryptCost,
 		RefreshTTL:    cfg.RefreshTokenTTL,
 		ReuseInterval: cfg.RefreshReuseInterval,
 		RefreshKey:    deriveKey(secret, "refresh-tokens"),
-		Now:           time.Now,
+		Limits: auth.Limits{
+			LoginPerIP:       auth.Rate(cfg.LoginRate),
+			RegisterPerIP:    auth.Rate(cfg.RegisterRate),
+			RefreshPerIP:     auth.Rate(cfg.RefreshRate),
+			ThrottleAfter:    cfg.ThrottleAfter,
+			ThrottleBase:     cfg.ThrottleBase,
+			ThrottleMax:      cfg.ThrottleMax,
+			HashConcurrency:  cfg.HashConcurrency,
+			HashQueueTimeout: cfg.HashQueueTimeout,
+		},
+		Audit: logger.With("log", "audit"),
+		Now:   time.Now,
 	})
 	if err != nil {
 		return err
@@ -109,6 +125,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	gql := graph.NewHandler(svc, logger, graph.Limits{
 		ParserTokens:  cfg.ParserTokenLimit,
 		Complexity:    cfg.ComplexityLimit,
+		Depth:         cfg.DepthLimit,
+		Aliases:       cfg.AliasLimit,
 		Introspection: cfg.Introspection,
 		Suggestions:   !cfg.Production(),
 	})
@@ -116,26 +134,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Playground {
 		pg = playground.New("authgql", "/query")
 	}
-	handler := api.NewServer(logger, svc, gql, mongodb.NewPinger(client), pg, cfg.CORSAllowedOrigins, cfg.MaxBodyBytes)
+	useTLS := cfg.TLSCertFile != ""
+	handler := api.NewServer(logger, svc, gql, mongodb.NewPinger(client), pg, api.Options{
+		CORSOrigins:    cfg.CORSAllowedOrigins,
+		MaxBody:        cfg.MaxBodyBytes,
+		TrustedProxies: cfg.TrustedProxies,
+		HSTS:           useTLS,
+	})
 
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	logger.Info("listening", "addr", ln.Addr().String(), "env", cfg.Env,
+	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "env", cfg.Env,
 		"playground", cfg.Playground, "introspection", cfg.Introspection)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if useTLS {
+			serveErr <- srv.ServeTLS(ln, cfg.TLSCertFile, cfg.TLSKeyFile)
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)

@@ -32,6 +32,9 @@ func errorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			if ae.Reason != "" {
 				ext["reason"] = ae.Reason
 			}
+			if ae.RetryAfter > 0 {
+				ext["retryAfter"] = ae.RetryAfter
+			}
 			return &gqlerror.Error{Message: ae.Message, Path: graphql.GetPath(ctx), Extensions: ext}
 		}
 		if ge, ok := err.(*gqlerror.Error); ok && ge.Unwrap() == nil {

@@ -16,6 +16,8 @@ import (
 type Limits struct {
 	ParserTokens  int  // tokens the parser reads before giving up
 	Complexity    int  // gqlgen's complexity score (each field counts 1)
+	Depth         int  // nesting of fields
+	Aliases       int  // aliased fields in one operation
 	Introspection bool // __schema and __type queries allowed
 	Suggestions   bool // "Did you mean ...?" in validation errors
 }
@@ -40,6 +42,7 @@ func NewHandler(svc *auth.Service, logger *slog.Logger, limits Limits) *handler.
 		srv.Use(extension.Introspection{})
 	}
 	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
+	srv.Use(documentLimits{depth: limits.Depth, aliases: limits.Aliases})
 	srv.SetErrorPresenter(errorPresenter(logger))
 	srv.SetRecoverFunc(recoverFunc(logger))
 	return srv

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -87,11 +88,19 @@ type envOptions struct {
 	db            *mongo.Database // default: a fresh database (set it to share one between two servers)
 	reuseInterval time.Duration
 	syncInterval  time.Duration
+	limits        auth.Limits
+	trusted       []netip.Prefix
+	docLimits     graph.Limits
 }
 
 func defaultOptions() envOptions {
 	return envOptions{bcryptCost: bcrypt.MinCost, maxBody: 1 << 20, introspection: true, suggestions: true,
-		reuseInterval: 10 * time.Second, syncInterval: 100 * time.Millisecond}
+		reuseInterval: 10 * time.Second, syncInterval: 100 * time.Millisecond,
+		// No per-IP limits unless a test sets them: every request here comes from 127.0.0.1.
+		limits: auth.Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
+			HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
+		docLimits: graph.Limits{ParserTokens: 2000, Complexity: 200, Depth: 10, Aliases: 20},
+	}
 }
 
 func newEnv(t *testing.T) *env {
@@ -119,16 +128,24 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatalf("NewSessionStore: %v", err)
 	}
+	throttles, err := mongodb.NewThrottleStore(ctx, db)
+	if err != nil {
+		t.Fatalf("NewThrottleStore: %v", err)
+	}
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, time.Now)
 	if err != nil {
 		t.Fatalf("NewIssuer: %v", err)
 	}
 	clk := &clock{}
-	svc, err := auth.NewService(users, sessions, issuer, auth.Settings{
+	svc, err := auth.NewService(users, sessions, throttles, issuer, auth.Settings{
 		BcryptCost:    o.bcryptCost,
 		RefreshTTL:    30 * 24 * time.Hour,
 		ReuseInterval: o.reuseInterval,
 		RefreshKey:    []byte(testSecret),
+		Limits:        o.limits,
+		Audit:         logger.With("log", "audit"),
 		Now:           clk.Now,
 	})
 	if err != nil {
@@ -137,17 +154,15 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err := svc.Sync(ctx); err != nil {
 		t.Fatalf("Sync: %v", err)
 	}
-	logs := &syncBuffer{}
-	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gql := graph.NewHandler(svc, logger, graph.Limits{
-		ParserTokens: 2000, Complexity: 200, Introspection: o.introspection, Suggestions: o.suggestions,
-	})
+	limits := o.docLimits
+	limits.Introspection, limits.Suggestions = o.introspection, o.suggestions
+	gql := graph.NewHandler(svc, logger, limits)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); svc.Run(runCtx, logger, o.syncInterval) }()
 	t.Cleanup(func() { stop(); <-done })
 	h := api.NewServer(logger, svc, gql, mongodb.NewPinger(client),
-		playground.New("authgql", "/query"), o.corsOrigins, o.maxBody)
+		playground.New("authgql", "/query"), api.Options{CORSOrigins: o.corsOrigins, MaxBody: o.maxBody, TrustedProxies: o.trusted})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &env{srv: srv, db: db, client: client, issuer: issuer, svc: svc, clock: clk, logs: logs}

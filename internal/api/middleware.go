@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net"
+	"net/netip"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -111,11 +112,14 @@ func recoverPanics(logger *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
-func securityHeaders(next http.Handler) http.Handler {
+func securityHeaders(hsts bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
+		if hsts {
+			h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -269,24 +273,61 @@ func authenticate(tokens TokenVerifier, next http.Handler) http.Handler {
 	})
 }
 
-// withClient records who is calling (user agent, peer address) for the
-// sessions a request may create.
-func withClient(next http.Handler) http.Handler {
+// withClient records who is calling (user agent, client IP) for rate limits,
+// audit events and the sessions a request may create.
+func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ua := r.UserAgent()
 		if len(ua) > maxUserAgent {
 			ua = ua[:maxUserAgent]
 		}
-		ip, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			ip = r.RemoteAddr
-		}
+		ip := clientIP(r, trusted)
 		ctx := auth.WithClient(r.Context(), auth.Client{UserAgent: strings.ToValidUTF8(ua, ""), IP: ip})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 const maxUserAgent = 256
+
+// clientIP is the peer address, unless the peer is a trusted proxy: then the
+// right-most address of X-Forwarded-For that is not itself a trusted proxy.
+// Addresses a client wrote at the left of the header are never believed.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !isTrusted(peer, trusted) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: stop believing the rest of the chain
+		}
+		a = a.Unmap()
+		if !isTrusted(a, trusted) {
+			return a.String()
+		}
+		peer = a
+	}
+	return peer.String()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
 
 // bearer extracts the token of a single "Bearer <token>" header value.
 func bearer(values []string) (string, bool) {

@@ -9,12 +9,13 @@ import (
 
 // addRoutes is the whole HTTP surface in one place.
 func addRoutes(mux *http.ServeMux, logger *slog.Logger, tokens TokenVerifier, graphql http.Handler,
-	db Pinger, playground http.Handler, corsOrigins []string, maxBody int64) {
-	query := withCORS(corsOrigins, noStore(graphqlBody(maxBody, withClient(authenticate(tokens, graphql)))))
+	db Pinger, playground http.Handler, opts Options) {
+	query := withCORS(opts.CORSOrigins, noStore(graphqlBody(opts.MaxBody,
+		withClient(opts.TrustedProxies, authenticate(tokens, graphql)))))
 	mux.Handle("POST /query", query)
 	mux.Handle("GET /query", query)
 	mux.Handle("OPTIONS /query", query)
-	mux.Handle("/query", withCORS(corsOrigins, http.HandlerFunc(methodNotAllowed)))
+	mux.Handle("/query", withCORS(opts.CORSOrigins, http.HandlerFunc(methodNotAllowed)))
 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

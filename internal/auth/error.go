@@ -14,6 +14,7 @@ const (
 	CodeInternal           Code = "INTERNAL_SERVER_ERROR"
 	CodeInvalidRefresh     Code = "INVALID_REFRESH_TOKEN"
 	CodeNotFound           Code = "NOT_FOUND"
+	CodeRateLimited        Code = "RATE_LIMITED"
 )
 
 // Reasons carried in Error.Reason (extensions.reason).
@@ -39,6 +40,11 @@ const (
 	ReasonTaken           = "taken"
 	ReasonIncorrect       = "incorrect"
 	ReasonUnchanged       = "unchanged"
+
+	// Rate limits (RATE_LIMITED).
+	ReasonIP      = "ip"      // too many requests from this client IP
+	ReasonAccount = "account" // too many failed logins for this account or identifier
+	ReasonBusy    = "busy"    // every password-hashing slot is taken
 )
 
 // Error is the one error vocabulary of the domain. Message is always safe to
@@ -48,6 +54,8 @@ type Error struct {
 	Message string
 	Field   string // the input field at fault, for BAD_USER_INPUT
 	Reason  string // a finer, stable cause
+	// RetryAfter is the seconds to wait, for RATE_LIMITED.
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
@@ -59,6 +67,18 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return CodeInternal
+}
+
+// ErrorReason returns the Reason of the first *Error in err's chain, or
+// "internal" when there is none.
+func ErrorReason(err error) string {
+	if e, ok := errors.AsType[*Error](err); ok && e.Reason != "" {
+		return e.Reason
+	}
+	if e, ok := errors.AsType[*Error](err); ok {
+		return string(e.Code)
+	}
+	return "internal"
 }
 
 func badInput(field, reason, msg string) *Error {

@@ -21,44 +21,78 @@ type Settings struct {
 	ReuseInterval time.Duration
 	// RefreshKey (at least 32 bytes) authenticates and derives refresh tokens.
 	RefreshKey []byte
-	Now        func() time.Time
+	Limits     Limits
+	// Audit receives one structured event per security decision (logins,
+	// refreshes, logouts, throttling); never a password or token.
+	Audit *slog.Logger
+	Now   func() time.Time
 }
 
 // Service is the authentication domain: accounts, sessions and tokens.
 type Service struct {
-	users    UserStore
-	sessions SessionStore
-	tokens   TokenIssuer
-	keys     refreshKeys
-	revoked  *revocations
-	cost     int
-	ttl      time.Duration
-	reuse    time.Duration
-	now      func() time.Time
+	users     UserStore
+	sessions  SessionStore
+	throttles ThrottleStore
+	tokens    TokenIssuer
+	keys      refreshKeys
+	revoked   *revocations
+	hasher    *hasher
+	limits    Limits
+	perIP     map[string]*ipLimiter // by action: login, register, refresh
+	audit     *slog.Logger
+	ttl       time.Duration
+	reuse     time.Duration
+	now       func() time.Time
 	// dummyHash is compared against when a login names no account, so that an
 	// unknown user costs the same time as a wrong password.
 	dummyHash []byte
 }
 
 // NewService returns a Service.
-func NewService(users UserStore, sessions SessionStore, tokens TokenIssuer, s Settings) (*Service, error) {
+func NewService(users UserStore, sessions SessionStore, throttles ThrottleStore, tokens TokenIssuer, s Settings) (*Service, error) {
 	if s.BcryptCost < bcrypt.MinCost || s.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("auth: bcrypt cost %d out of range", s.BcryptCost)
 	}
-	if len(s.RefreshKey) < 32 || s.RefreshTTL <= 0 || s.ReuseInterval < 0 || s.Now == nil {
-		return nil, errors.New("auth: a 32-byte refresh key, a positive refresh TTL and a clock are required")
+	if len(s.RefreshKey) < 32 || s.RefreshTTL <= 0 || s.ReuseInterval < 0 || s.Now == nil || s.Audit == nil {
+		return nil, errors.New("auth: a 32-byte refresh key, a positive refresh TTL, an audit logger and a clock are required")
+	}
+	if s.Limits.HashQueueTimeout <= 0 {
+		return nil, errors.New("auth: a positive hash queue timeout is required")
 	}
 	dummy, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), s.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
 	}
 	return &Service{
-		users: users, sessions: sessions, tokens: tokens,
+		users: users, sessions: sessions, throttles: throttles, tokens: tokens,
 		keys:    newRefreshKeys(s.RefreshKey),
 		revoked: newRevocations(),
-		cost:    s.BcryptCost, ttl: s.RefreshTTL, reuse: s.ReuseInterval, now: s.Now,
+		hasher:  newHasher(s.BcryptCost, s.Limits.HashConcurrency, s.Limits.HashQueueTimeout),
+		limits:  s.Limits,
+		perIP: map[string]*ipLimiter{
+			"login":    newIPLimiter(s.Limits.LoginPerIP),
+			"register": newIPLimiter(s.Limits.RegisterPerIP),
+			"refresh":  newIPLimiter(s.Limits.RefreshPerIP),
+		},
+		audit: s.Audit,
+		ttl:   s.RefreshTTL, reuse: s.ReuseInterval, now: s.Now,
 		dummyHash: dummy,
 	}, nil
+}
+
+// PasswordChecks is how many bcrypt computations the service has run.
+func (s *Service) PasswordChecks() int64 { return s.hasher.checks.Load() }
+
+// allowIP takes a token from the caller's bucket for action.
+func (s *Service) allowIP(ctx context.Context, action string) error {
+	ip := ClientFromContext(ctx).IP
+	ok, wait := s.perIP[action].allow(ip, s.now())
+	if ok {
+		return nil
+	}
+	s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", action), slog.String("outcome", "rate_limited"),
+		slog.String("limit", ReasonIP), slog.String("ip", ip))
+	return rateLimited(ReasonIP, wait)
 }
 
 // Result is what a successful sign-in or refresh returns.
@@ -72,6 +106,9 @@ type Result struct {
 // Register validates the input, stores a new user and signs them in.
 // Nothing is stored unless every check passes.
 func (s *Service) Register(ctx context.Context, username, email, password string) (*Result, error) {
+	if err := s.allowIP(ctx, "register"); err != nil {
+		return nil, err
+	}
 	name, nameKey, verr := NormalizeUsername(username)
 	if verr != nil {
 		return nil, verr
@@ -83,9 +120,9 @@ func (s *Service) Register(ctx context.Context, username, email, password string
 	if verr := CheckPassword(password, name, addr); verr != nil {
 		return nil, verr
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	hash, err := s.hasher.hash(ctx, password)
 	if err != nil {
-		return nil, fmt.Errorf("auth: hash password: %w", err)
+		return nil, err
 	}
 	u := &User{
 		Username:     name,
@@ -101,6 +138,7 @@ func (s *Service) Register(ctx context.Context, username, email, password string
 		}
 		return nil, fmt.Errorf("auth: create user: %w", err)
 	}
+	s.audit.InfoContext(ctx, "audit", "event", "register", "outcome", "success", "user_id", u.ID, "ip", ClientFromContext(ctx).IP)
 	return s.startSession(ctx, u)
 }
 
@@ -120,8 +158,13 @@ func (s *Service) conflict(ctx context.Context, nameKey string) error {
 
 // Login checks a username (or email) and password and starts a session.
 // Every failure is the same INVALID_CREDENTIALS error, after the same amount
-// of hashing work.
+// of hashing work; repeated failures for one account or identifier are
+// throttled alike, whether the account exists or not.
 func (s *Service) Login(ctx context.Context, login, password string) (*Result, error) {
+	if err := s.allowIP(ctx, "login"); err != nil {
+		return nil, err
+	}
+	ip := ClientFromContext(ctx).IP
 	// Passwords outside the policy's window cannot match a stored hash; bcrypt
 	// would silently compare only the first 72 bytes of a longer one.
 	if len(password) > passwordMaxBytes || password == "" {
@@ -138,27 +181,94 @@ func (s *Service) Login(ctx context.Context, login, password string) (*Result, e
 	default:
 		u, err = s.users.ByUsernameKey(ctx, key)
 	}
-	if errors.Is(err, ErrNotFound) {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		return nil, errInvalidCredentials
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("auth: find user: %w", err)
 	}
-	if bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(password)) != nil {
+	tkey := throttleKey(u, key)
+	who := slog.String("identifier_hash", tkey)
+	if u != nil {
+		who = slog.String("user_id", u.ID)
+	}
+	throttle, err := s.checkThrottle(ctx, tkey)
+	if err != nil {
+		s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "login"), slog.String("outcome", "throttled"), who, slog.String("ip", ip))
+		return nil, err
+	}
+	hash := s.dummyHash
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	ok, err := s.hasher.compare(ctx, hash, password)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || u == nil {
+		if err := s.recordFailure(ctx, tkey); err != nil {
+			return nil, err
+		}
+		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "login"), slog.String("outcome", "failure"), who, slog.String("ip", ip))
 		return nil, errInvalidCredentials
 	}
+	if throttle.Failures > 0 {
+		if err := s.throttles.Reset(ctx, tkey); err != nil {
+			return nil, fmt.Errorf("auth: reset throttle: %w", err)
+		}
+	}
 	s.upgradeHash(ctx, u, password)
-	return s.startSession(ctx, u)
+	res, err := s.startSession(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "login"), slog.String("outcome", "success"), who, slog.String("ip", ip))
+	return res, nil
+}
+
+// checkThrottle refuses an attempt while key is locked.
+func (s *Service) checkThrottle(ctx context.Context, key string) (Throttle, error) {
+	t, err := s.throttles.Get(ctx, key)
+	if err != nil {
+		return Throttle{}, fmt.Errorf("auth: read throttle: %w", err)
+	}
+	now := s.now()
+	if !t.LastFailure.IsZero() && now.Sub(t.LastFailure) > throttleIdle {
+		// Forgotten: the next failure starts over.
+		if err := s.throttles.Reset(ctx, key); err != nil {
+			return Throttle{}, fmt.Errorf("auth: reset throttle: %w", err)
+		}
+		return Throttle{}, nil
+	}
+	if now.Before(t.LockedUntil) {
+		return t, rateLimited(ReasonAccount, t.LockedUntil.Sub(now))
+	}
+	return t, nil
+}
+
+// recordFailure counts a wrong password against key and locks it once the
+// failures pass the threshold. Only wrong passwords count: a database error
+// never reaches here.
+func (s *Service) recordFailure(ctx context.Context, key string) error {
+	now := s.now()
+	n, err := s.throttles.Fail(ctx, key, now)
+	if err != nil {
+		return fmt.Errorf("auth: count failure: %w", err)
+	}
+	if d := s.limits.delay(n); d > 0 {
+		if err := s.throttles.Lock(ctx, key, now.Add(d)); err != nil {
+			return fmt.Errorf("auth: lock: %w", err)
+		}
+		s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "login"), slog.String("outcome", "locked"),
+			slog.String("throttle_key", key), slog.Int("failures", n), slog.Duration("delay", d))
+	}
+	return nil
 }
 
 // upgradeHash re-hashes a password stored at another cost than the configured
 // one, so that raising BCRYPT_COST reaches every account at its next login.
 func (s *Service) upgradeHash(ctx context.Context, u *User, password string) {
-	if cost, err := bcrypt.Cost(u.PasswordHash); err != nil || cost == s.cost {
+	if cost, err := bcrypt.Cost(u.PasswordHash); err != nil || cost == s.hasher.cost {
 		return
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.cost)
+	hash, err := s.hasher.hash(ctx, password)
 	if err != nil {
 		return
 	}
@@ -243,7 +353,24 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 	if err != nil {
 		return nil, err
 	}
-	if len(current) > passwordMaxBytes || bcrypt.CompareHashAndPassword(u.PasswordHash, []byte(current)) != nil {
+	if err := s.allowIP(ctx, "login"); err != nil {
+		return nil, err
+	}
+	tkey := throttleKey(u, "")
+	if _, err := s.checkThrottle(ctx, tkey); err != nil {
+		return nil, err
+	}
+	ok := false
+	if len(current) <= passwordMaxBytes {
+		if ok, err = s.hasher.compare(ctx, u.PasswordHash, current); err != nil {
+			return nil, err
+		}
+	}
+	if !ok {
+		// A stolen access token must not become an oracle for the password.
+		if err := s.recordFailure(ctx, tkey); err != nil {
+			return nil, err
+		}
 		return nil, badInput("currentPassword", ReasonIncorrect, "current password is incorrect")
 	}
 	if verr := CheckPassword(next, u.Username, u.Email); verr != nil {
@@ -254,17 +381,20 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 	if next == current {
 		return nil, badInput("newPassword", ReasonUnchanged, "new password must differ from the current one")
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(next), s.cost)
+	hash, err := s.hasher.hash(ctx, next)
 	if err != nil {
-		return nil, fmt.Errorf("auth: hash password: %w", err)
+		return nil, err
 	}
 	if err := s.users.SetPasswordHash(ctx, u.ID, hash); err != nil {
 		return nil, fmt.Errorf("auth: set password: %w", err)
 	}
 	u.PasswordHash = hash
-	if _, err := s.revoke(ctx, u.ID, nil, c.SessionID, "password_changed"); err != nil {
+	ended, err := s.revoke(ctx, u.ID, nil, c.SessionID, "password_changed")
+	if err != nil {
 		return nil, err
 	}
+	s.audit.InfoContext(ctx, "audit", "event", "change_password", "outcome", "success", "user_id", u.ID,
+		"sessions_ended", len(ended), "ip", ClientFromContext(ctx).IP)
 	// A new token chain for this session; the old refresh token becomes a
 	// replaced one (honoured for nothing, reuse after the interval).
 	for range 3 {
@@ -311,6 +441,12 @@ func (s *Service) Run(ctx context.Context, logger *slog.Logger, every time.Durat
 			lastSweep = now
 			if _, err := s.sessions.DeleteEnded(ctx, now.Add(-endedRetention)); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, "auth: sweeping ended sessions failed", "err", err)
+			}
+			if _, err := s.throttles.DeleteIdle(ctx, now.Add(-throttleIdle)); err != nil && ctx.Err() == nil {
+				logger.WarnContext(ctx, "auth: sweeping login throttles failed", "err", err)
+			}
+			for _, l := range s.perIP {
+				l.prune(now.Add(-sweepEvery))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 var errRefreshUnknown = &Error{Code: CodeInvalidRefresh, Reason: ReasonUnknown, Message: "refresh token is not valid; sign in again"}
@@ -24,6 +25,23 @@ func refreshError(reason, msg string) *Error {
 //   - any other token of the session: reuse of a stolen token — the session
 //     and all its access tokens are revoked.
 func (s *Service) Refresh(ctx context.Context, raw string) (*Result, error) {
+	if err := s.allowIP(ctx, "refresh"); err != nil {
+		return nil, err
+	}
+	res, err := s.refresh(ctx, raw)
+	outcome := "success"
+	if err != nil {
+		outcome = ErrorReason(err)
+	}
+	attrs := []slog.Attr{slog.String("event", "refresh"), slog.String("outcome", outcome), slog.String("ip", ClientFromContext(ctx).IP)}
+	if res != nil {
+		attrs = append(attrs, slog.String("user_id", res.User.ID))
+	}
+	s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", attrs...)
+	return res, err
+}
+
+func (s *Service) refresh(ctx context.Context, raw string) (*Result, error) {
 	sid, ok := s.keys.parse(raw)
 	if !ok {
 		return nil, errRefreshUnknown
@@ -62,6 +80,8 @@ func (s *Service) Refresh(ctx context.Context, raw string) (*Result, error) {
 		if _, err := s.revoke(ctx, sess.UserID, []string{sid}, "", "reused"); err != nil {
 			return nil, err
 		}
+		s.audit.WarnContext(ctx, "audit", "event", "refresh_reuse", "user_id", sess.UserID, "session_id", sid,
+			"ip", ClientFromContext(ctx).IP)
 		return nil, refreshError(ReasonReused, "this refresh token was already used; the session has been ended")
 	}
 }
@@ -96,15 +116,21 @@ func (s *Service) Logout(ctx context.Context, scope LogoutScope) error {
 	if err != nil {
 		return err
 	}
+	var ended []string
 	switch scope {
 	case LogoutCurrent:
-		_, err = s.revoke(ctx, c.UserID, []string{c.SessionID}, "", "logout")
+		ended, err = s.revoke(ctx, c.UserID, []string{c.SessionID}, "", "logout")
 	case LogoutOthers:
-		_, err = s.revoke(ctx, c.UserID, nil, c.SessionID, "logout")
+		ended, err = s.revoke(ctx, c.UserID, nil, c.SessionID, "logout")
 	default:
-		_, err = s.revoke(ctx, c.UserID, nil, "", "logout")
+		ended, err = s.revoke(ctx, c.UserID, nil, "", "logout")
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	s.audit.InfoContext(ctx, "audit", "event", "logout", "outcome", "success", "user_id", c.UserID,
+		"scope", int(scope), "sessions_ended", len(ended), "ip", ClientFromContext(ctx).IP)
+	return nil
 }
 
 // Sessions returns the caller's active sessions, most recently used first.

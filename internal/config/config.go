@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -37,8 +39,29 @@ type Config struct {
 	MaxBodyBytes     int64
 	ParserTokenLimit int
 	ComplexityLimit  int
+	DepthLimit       int
+	AliasLimit       int
 	Introspection    bool
 	Playground       bool
+
+	// Abuse limits. A zero Rate is unlimited.
+	LoginRate, RegisterRate, RefreshRate Rate
+	TrustedProxies                       []netip.Prefix
+	ThrottleAfter                        int
+	ThrottleBase, ThrottleMax            time.Duration
+	HashConcurrency                      int
+	HashQueueTimeout                     time.Duration
+
+	// HTTP server.
+	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	MaxHeaderBytes                                            int
+	TLSCertFile, TLSKeyFile                                   string
+}
+
+// Rate is N requests per Per; the zero Rate means no limit.
+type Rate struct {
+	N   int
+	Per time.Duration
 }
 
 // Production reports whether the server runs with production defaults.
@@ -69,6 +92,29 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxBodyBytes:         int64(p.intRange("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
 		ParserTokenLimit:     p.intRange("GRAPHQL_TOKEN_LIMIT", 2000, 100, 100000),
 		ComplexityLimit:      p.intRange("GRAPHQL_COMPLEXITY_LIMIT", 200, 10, 100000),
+		DepthLimit:           p.intRange("GRAPHQL_DEPTH_LIMIT", 10, 2, 100),
+		AliasLimit:           p.intRange("GRAPHQL_ALIAS_LIMIT", 20, 0, 10000),
+
+		LoginRate:        p.rate("RATE_LIMIT_LOGIN", Rate{30, time.Minute}),
+		RegisterRate:     p.rate("RATE_LIMIT_REGISTER", Rate{20, 10 * time.Minute}),
+		RefreshRate:      p.rate("RATE_LIMIT_REFRESH", Rate{60, time.Minute}),
+		TrustedProxies:   p.prefixes("TRUSTED_PROXIES"),
+		ThrottleAfter:    p.intRange("LOGIN_THROTTLE_AFTER", 5, 1, 1000),
+		ThrottleBase:     p.duration("LOGIN_THROTTLE_BASE", time.Second, 10*time.Millisecond, time.Hour),
+		ThrottleMax:      p.duration("LOGIN_THROTTLE_MAX", 15*time.Minute, time.Second, 24*time.Hour),
+		HashConcurrency:  p.intRange("HASH_CONCURRENCY", runtime.NumCPU(), 1, 1024),
+		HashQueueTimeout: p.duration("HASH_QUEUE_TIMEOUT", time.Second, time.Millisecond, time.Minute),
+
+		ReadHeaderTimeout: p.duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute),
+		ReadTimeout:       p.duration("HTTP_READ_TIMEOUT", 15*time.Second, 100*time.Millisecond, 10*time.Minute),
+		WriteTimeout:      p.duration("HTTP_WRITE_TIMEOUT", 30*time.Second, 100*time.Millisecond, 10*time.Minute),
+		IdleTimeout:       p.duration("HTTP_IDLE_TIMEOUT", 2*time.Minute, time.Second, time.Hour),
+		MaxHeaderBytes:    p.intRange("MAX_HEADER_BYTES", 64<<10, 4<<10, 1<<20),
+		TLSCertFile:       p.str("TLS_CERT_FILE", ""),
+		TLSKeyFile:        p.str("TLS_KEY_FILE", ""),
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		p.fail("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither")
 	}
 	prod := c.Production()
 	c.Host = p.str("HOST", map[bool]string{true: "0.0.0.0", false: "127.0.0.1"}[prod])
@@ -180,6 +226,43 @@ func (p *parser) list(key string) []string {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, strings.TrimRight(s, "/"))
 		}
+	}
+	return out
+}
+
+// rate parses "N/duration" (e.g. 30/1m) or "off".
+func (p *parser) rate(key string, def Rate) Rate {
+	v := p.str(key, "")
+	if v == "" {
+		return def
+	}
+	if v == "off" {
+		return Rate{}
+	}
+	n, per, ok := strings.Cut(v, "/")
+	count, err1 := strconv.Atoi(n)
+	d, err2 := time.ParseDuration(per)
+	if !ok || err1 != nil || err2 != nil || count < 1 || d < time.Second {
+		p.fail(fmt.Sprintf("%s must be like 30/1m (requests per duration, at least 1s) or off, got %q", key, v))
+		return def
+	}
+	return Rate{N: count, Per: d}
+}
+
+// prefixes parses a comma-separated list of IP addresses and CIDR ranges.
+func (p *parser) prefixes(key string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range p.list(key) {
+		if pfx, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, pfx.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			p.fail(fmt.Sprintf("%s: %q is not an IP address or CIDR range", key, s))
+			continue
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}
 	return out
 }
