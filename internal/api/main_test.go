@@ -99,7 +99,7 @@ func defaultOptions() envOptions {
 		// No per-IP limits unless a test sets them: every request here comes from 127.0.0.1.
 		limits: auth.Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
 			HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
-		docLimits: graph.Limits{ParserTokens: 2000, Complexity: 200, Depth: 10, Aliases: 20},
+		docLimits: graph.Limits{ParserTokens: 2000, Complexity: 200, Depth: 15, Aliases: 20},
 	}
 }
 

@@ -290,7 +290,6 @@ func TestIntrospectionAndSuggestions(t *testing.T) {
 }
 
 func TestDocumentLimits(t *testing.T) {
-	e := newEnv(t)
 	aliases := func(n int) string {
 		var b strings.Builder
 		b.WriteString("{")
@@ -300,16 +299,41 @@ func TestDocumentLimits(t *testing.T) {
 		b.WriteString(" }")
 		return b.String()
 	}
-	if res := e.post(t, "", aliases(150), nil); len(res.Errors) > 0 {
-		t.Errorf("150 fields: %s", res.Raw)
+	nested := func(depth int) string { // __type is depth 1, each ofType one more
+		return `{ __type(name: "User") { ` + strings.Repeat("ofType { ", depth-2) + "name" + strings.Repeat(" }", depth-2) + " } }"
 	}
-	res := e.post(t, "", aliases(250), nil) // ~1,000 tokens, complexity 250
-	if got := res.code(t); got != "COMPLEXITY_LIMIT_EXCEEDED" {
-		t.Errorf("250 fields: code = %q, want COMPLEXITY_LIMIT_EXCEEDED: %.300s", got, res.Raw)
+	tests := []struct {
+		name     string
+		doc      string
+		aliases  int
+		wantCode string
+	}{
+		{"20 aliases", aliases(20), 20, ""},
+		{"21 aliases", aliases(21), 20, "ALIAS_LIMIT_EXCEEDED"},
+		{"150 fields within the alias limit", aliases(150), 1000, ""},
+		{"250 fields", aliases(250), 1000, "COMPLEXITY_LIMIT_EXCEEDED"},
+		{"800 fields: token limit", aliases(800), 1000, "GRAPHQL_PARSE_FAILED"},
+		{"depth 15", nested(15), 20, ""},
+		{"depth 16", nested(16), 20, "DEPTH_LIMIT_EXCEEDED"},
+		{"depth through fragments", `query { ...A } fragment A on Query { __type(name: "User") { ...B } } fragment B on __Type { ` +
+			strings.Repeat("ofType { ", 15) + "name" + strings.Repeat(" }", 15) + " }", 20, "DEPTH_LIMIT_EXCEEDED"},
 	}
-	res = e.post(t, "", aliases(800), nil) // ~2,400 tokens
-	if got := res.code(t); got != "GRAPHQL_PARSE_FAILED" {
-		t.Errorf("800 fields: code = %q, want GRAPHQL_PARSE_FAILED (token limit): %.300s", got, res.Raw)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := defaultOptions()
+			o.docLimits.Aliases = tc.aliases
+			e := newEnvWith(t, o)
+			res := e.post(t, "", tc.doc, nil)
+			if tc.wantCode == "" {
+				if len(res.Errors) > 0 {
+					t.Errorf("refused: %.300s", res.Raw)
+				}
+				return
+			}
+			if got := res.code(t); got != tc.wantCode {
+				t.Errorf("code = %q, want %q: %.300s", got, tc.wantCode, res.Raw)
+			}
+		})
 	}
 }
 

@@ -92,7 +92,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxBodyBytes:         int64(p.intRange("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
 		ParserTokenLimit:     p.intRange("GRAPHQL_TOKEN_LIMIT", 2000, 100, 100000),
 		ComplexityLimit:      p.intRange("GRAPHQL_COMPLEXITY_LIMIT", 200, 10, 100000),
-		DepthLimit:           p.intRange("GRAPHQL_DEPTH_LIMIT", 10, 2, 100),
+		DepthLimit:           p.intRange("GRAPHQL_DEPTH_LIMIT", 15, 2, 100),
 		AliasLimit:           p.intRange("GRAPHQL_ALIAS_LIMIT", 20, 0, 10000),
 
 		LoginRate:        p.rate("RATE_LIMIT_LOGIN", Rate{30, time.Minute}),
