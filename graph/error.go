@@ -35,6 +35,9 @@ func errorPresenter(logger *slog.Logger) graphql.ErrorPresenterFunc {
 			if ae.RetryAfter > 0 {
 				ext["retryAfter"] = ae.RetryAfter
 			}
+			if ae.RequiredRole != "" {
+				ext["requiredRole"] = ae.RequiredRole
+			}
 			return &gqlerror.Error{Message: ae.Message, Path: graphql.GetPath(ctx), Extensions: ext}
 		}
 		if ge, ok := err.(*gqlerror.Error); ok && ge.Unwrap() == nil {

@@ -27,9 +27,10 @@ type Limits struct {
 // OPTIONS. No multipart, form or text/plain transport exists, so a browser
 // cannot send an operation cross-site without a CORS preflight.
 func NewHandler(svc *auth.Service, logger *slog.Logger, limits Limits) *handler.Server {
+	r := &Resolver{auth: svc}
 	cfg := Config{
-		Resolvers:  &Resolver{auth: svc},
-		Directives: DirectiveRoot{Auth: authDirective},
+		Resolvers:  r,
+		Directives: DirectiveRoot{Auth: r.authDirective, Owner: r.ownerDirective},
 	}
 	srv := handler.New(NewExecutableSchema(cfg))
 	srv.AddTransport(transport.Options{})

@@ -58,6 +58,22 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword s
 	return authPayload(res), nil
 }
 
+func (r *mutationResolver) SetUserRoles(ctx context.Context, id string, roles []model.Role) (*auth.User, error) {
+	rs := make([]auth.Role, len(roles))
+	for i, r := range roles {
+		rs[i] = auth.Role(r)
+	}
+	return r.auth.SetUserRoles(ctx, id, rs)
+}
+
+func (r *mutationResolver) DisableUser(ctx context.Context, id string) (*auth.User, error) {
+	return r.auth.SetUserDisabled(ctx, id, true)
+}
+
+func (r *mutationResolver) EnableUser(ctx context.Context, id string) (*auth.User, error) {
+	return r.auth.SetUserDisabled(ctx, id, false)
+}
+
 func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 	return r.auth.Me(ctx)
 }
@@ -70,11 +86,38 @@ func (r *queryResolver) Sessions(ctx context.Context) ([]*model.Session, error) 
 	return sessions(list, claims.SessionID), nil
 }
 
+func (r *queryResolver) Users(ctx context.Context, first *int, after *string, search *string) (*model.UserConnection, error) {
+	afterID, err := decodeCursor(after)
+	if err != nil {
+		return nil, err
+	}
+	page, err := r.auth.ListUsers(ctx, deref(first, 20), afterID, deref(search, ""))
+	if err != nil {
+		return nil, err
+	}
+	return userConnection(page), nil
+}
+
+func (r *queryResolver) User(ctx context.Context, id string) (*auth.User, error) {
+	return r.auth.User(ctx, id)
+}
+
+func (r *userResolver) Roles(ctx context.Context, obj *auth.User) ([]model.Role, error) {
+	out := make([]model.Role, len(obj.Roles))
+	for i, role := range obj.Roles {
+		out[i] = model.Role(role)
+	}
+	return out, nil
+}
+
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+func (r *Resolver) User() UserResolver { return &userResolver{r} }
+
 type (
 	mutationResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
+	userResolver     struct{ *Resolver }
 )

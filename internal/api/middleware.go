@@ -245,12 +245,12 @@ func objectOrNull(raw json.RawMessage) bool {
 // public operations such as login.
 func authenticate(tokens TokenVerifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := auth.WithSignIn(r.Context())
 		values := r.Header.Values("Authorization")
 		if len(values) == 0 || len(values) == 1 && strings.TrimSpace(values[0]) == "" {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(ctx))
 			return
 		}
-		ctx := r.Context()
 		raw, ok := bearer(values)
 		switch {
 		case ok && raw == "":

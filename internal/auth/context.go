@@ -1,6 +1,9 @@
 package auth
 
-import "context"
+import (
+	"context"
+	"sync"
+)
 
 type claimsKey struct{}
 type tokenErrorKey struct{}
@@ -38,4 +41,36 @@ func Authenticate(ctx context.Context) (Claims, error) {
 		return Claims{}, e
 	}
 	return Claims{}, &Error{Code: CodeUnauthenticated, Reason: ReasonTokenMissing, Message: "authentication required"}
+}
+
+type signInKey struct{}
+
+// signIn records the user a request has signed in (register, login, refresh):
+// fields of the payload's user belong to the caller even though the request
+// carried no token for it.
+type signIn struct {
+	mu     sync.Mutex
+	userID string
+}
+
+// WithSignIn prepares ctx to record a sign-in made during the request.
+func WithSignIn(ctx context.Context) context.Context {
+	return context.WithValue(ctx, signInKey{}, &signIn{})
+}
+
+func markSignedIn(ctx context.Context, userID string) {
+	if s, ok := ctx.Value(signInKey{}).(*signIn); ok {
+		s.mu.Lock()
+		s.userID = userID
+		s.mu.Unlock()
+	}
+}
+
+func signedIn(ctx context.Context) string {
+	if s, ok := ctx.Value(signInKey{}).(*signIn); ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.userID
+	}
+	return ""
 }

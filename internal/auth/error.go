@@ -23,6 +23,7 @@ const (
 	ReasonTokenInvalid   = "token_invalid"
 	ReasonTokenExpired   = "token_expired"
 	ReasonUserNotFound   = "user_not_found"
+	ReasonUserDisabled   = "user_disabled"
 	ReasonSessionRevoked = "session_revoked"
 
 	// Refresh failures (INVALID_REFRESH_TOKEN).
@@ -56,6 +57,8 @@ type Error struct {
 	Reason  string // a finer, stable cause
 	// RetryAfter is the seconds to wait, for RATE_LIMITED.
 	RetryAfter int
+	// RequiredRole is the role a FORBIDDEN caller lacks.
+	RequiredRole string
 }
 
 func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }

@@ -131,6 +131,7 @@ func (s *Service) Register(ctx context.Context, username, email, password string
 		EmailKey:     addrKey,
 		PasswordHash: hash,
 		CreatedAt:    s.now().UTC().Truncate(time.Millisecond),
+		Roles:        []Role{RoleUser},
 	}
 	if err := s.users.Create(ctx, u); err != nil {
 		if errors.Is(err, ErrDuplicate) {
@@ -213,6 +214,11 @@ func (s *Service) Login(ctx context.Context, login, password string) (*Result, e
 		if err := s.throttles.Reset(ctx, tkey); err != nil {
 			return nil, fmt.Errorf("auth: reset throttle: %w", err)
 		}
+	}
+	if u.Disabled {
+		// Only someone who knows the password learns that the account is disabled.
+		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "login"), slog.String("outcome", "disabled"), who, slog.String("ip", ip))
+		return nil, &Error{Code: CodeForbidden, Reason: ReasonUserDisabled, Message: "this account is disabled"}
 	}
 	s.upgradeHash(ctx, u, password)
 	res, err := s.startSession(ctx, u)
@@ -297,14 +303,15 @@ func (s *Service) startSession(ctx context.Context, u *User) (*Result, error) {
 	if err := s.sessions.Create(ctx, sess); err != nil {
 		return nil, fmt.Errorf("auth: create session: %w", err)
 	}
-	return s.result(u, sess, refresh)
+	return s.result(ctx, u, sess, refresh)
 }
 
-func (s *Service) result(u *User, sess *Session, refresh string) (*Result, error) {
-	tok, err := s.tokens.Issue(u.ID, sess.ID)
+func (s *Service) result(ctx context.Context, u *User, sess *Session, refresh string) (*Result, error) {
+	tok, err := s.tokens.Issue(u.ID, sess.ID, roleNames(u.Roles))
 	if err != nil {
 		return nil, fmt.Errorf("auth: issue token: %w", err)
 	}
+	markSignedIn(ctx, u.ID)
 	return &Result{User: u, AccessToken: tok, RefreshToken: refresh, RefreshExpiresAt: sess.ExpiresAt}, nil
 }
 
@@ -338,6 +345,9 @@ func (s *Service) caller(ctx context.Context, c Claims) (*User, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: find user: %w", err)
+	}
+	if u.Disabled {
+		return nil, &Error{Code: CodeUnauthenticated, Reason: ReasonUserDisabled, Message: "this account is disabled"}
 	}
 	return u, nil
 }
@@ -417,7 +427,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 		if err != nil {
 			return nil, fmt.Errorf("auth: rotate session: %w", err)
 		}
-		return s.result(u, sess, refresh)
+		return s.result(ctx, u, sess, refresh)
 	}
 	return nil, fmt.Errorf("auth: session %s kept changing", c.SessionID)
 }

@@ -97,7 +97,13 @@ func (s *Service) refreshed(ctx context.Context, sess *Session, refresh string) 
 	if err != nil {
 		return nil, fmt.Errorf("auth: find user: %w", err)
 	}
-	return s.result(u, sess, refresh)
+	if u.Disabled {
+		if _, err := s.revoke(ctx, sess.UserID, []string{sess.ID}, "", "disabled"); err != nil {
+			return nil, err
+		}
+		return nil, refreshError(ReasonRevoked, "this session has ended; sign in again")
+	}
+	return s.result(ctx, u, sess, refresh)
 }
 
 // LogoutScope says which of the caller's sessions a logout ends.

@@ -7,6 +7,7 @@ import "time"
 type Claims struct {
 	UserID    string
 	SessionID string
+	Roles     []string
 	TokenID   string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
@@ -21,7 +22,7 @@ type AccessToken struct {
 
 // TokenIssuer signs and verifies access tokens.
 type TokenIssuer interface {
-	Issue(userID, sessionID string) (AccessToken, error)
+	Issue(userID, sessionID string, roles []string) (AccessToken, error)
 	Verify(raw string) (Claims, error)
 	TTL() time.Duration
 }

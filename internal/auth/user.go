@@ -20,6 +20,18 @@ type User struct {
 	EmailKey     string // normalized Email: the unique, case-insensitive key
 	PasswordHash []byte
 	CreatedAt    time.Time
+	Roles        []Role // always holds RoleUser
+	Disabled     bool
+}
+
+// HasRole reports whether u holds r.
+func (u *User) HasRole(r Role) bool {
+	for _, have := range u.Roles {
+		if have == r {
+			return true
+		}
+	}
+	return false
 }
 
 // UserStore keeps users. Create returns ErrDuplicate when the username or email
@@ -30,6 +42,14 @@ type UserStore interface {
 	ByUsernameKey(ctx context.Context, key string) (*User, error)
 	ByEmailKey(ctx context.Context, key string) (*User, error)
 	SetPasswordHash(ctx context.Context, id string, hash []byte) error
+	// SetRoles and SetDisabled return the updated user.
+	SetRoles(ctx context.Context, id string, roles []Role) (*User, error)
+	SetDisabled(ctx context.Context, id string, disabled bool) (*User, error)
+	// CountActiveWithRole counts enabled users holding r.
+	CountActiveWithRole(ctx context.Context, r Role) (int64, error)
+	// List returns up to limit users after the cursor ID (by creation order),
+	// whose username or email key starts with prefix when prefix is not empty.
+	List(ctx context.Context, afterID, prefix string, limit int) ([]*User, error)
 }
 
 const (

@@ -31,6 +31,8 @@ type userDoc struct {
 	EmailKey     string        `bson:"email_key"`
 	PasswordHash []byte        `bson:"password_hash"`
 	CreatedAt    time.Time     `bson:"created_at"`
+	Roles        []string      `bson:"roles"`
+	Disabled     bool          `bson:"disabled"`
 }
 
 // NewUserStore returns a UserStore on db, creating its indexes if needed.
@@ -46,6 +48,12 @@ func NewUserStore(ctx context.Context, db *mongo.Database) (*UserStore, error) {
 			return nil, fmt.Errorf("mongodb: create index on users.%s: %w", field, err)
 		}
 	}
+	if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "roles", Value: 1}},
+		Options: options.Index().SetName("roles"),
+	}); err != nil {
+		return nil, fmt.Errorf("mongodb: create index on users.roles: %w", err)
+	}
 	return s, nil
 }
 
@@ -60,6 +68,8 @@ func (s *UserStore) Create(ctx context.Context, u *auth.User) error {
 		EmailKey:     u.EmailKey,
 		PasswordHash: u.PasswordHash,
 		CreatedAt:    u.CreatedAt,
+		Roles:        roleStrings(u.Roles),
+		Disabled:     u.Disabled,
 	}
 	if _, err := s.coll.InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
@@ -107,6 +117,104 @@ func (s *UserStore) SetPasswordHash(ctx context.Context, id string, hash []byte)
 	return nil
 }
 
+// SetRoles replaces the roles of the user with id.
+func (s *UserStore) SetRoles(ctx context.Context, id string, roles []auth.Role) (*auth.User, error) {
+	return s.update(ctx, id, bson.D{{Key: "roles", Value: roleStrings(roles)}})
+}
+
+// SetDisabled disables or enables the user with id.
+func (s *UserStore) SetDisabled(ctx context.Context, id string, disabled bool) (*auth.User, error) {
+	return s.update(ctx, id, bson.D{{Key: "disabled", Value: disabled}})
+}
+
+func (s *UserStore) update(ctx context.Context, id string, set bson.D) (*auth.User, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return nil, auth.ErrNotFound
+	}
+	var doc userDoc
+	err = s.coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: oid}}, bson.D{{Key: "$set", Value: set}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: update user: %w", err)
+	}
+	return doc.user(), nil
+}
+
+// CountActiveWithRole counts enabled users holding r.
+func (s *UserStore) CountActiveWithRole(ctx context.Context, r auth.Role) (int64, error) {
+	n, err := s.coll.CountDocuments(ctx, bson.D{{Key: "roles", Value: string(r)}, {Key: "disabled", Value: bson.D{{Key: "$ne", Value: true}}}})
+	if err != nil {
+		return 0, fmt.Errorf("mongodb: count users: %w", err)
+	}
+	return n, nil
+}
+
+// List pages through users by _id (creation order). The prefix is matched
+// with a range on the key fields, never a regular expression, so any input
+// is taken literally.
+func (s *UserStore) List(ctx context.Context, afterID, prefix string, limit int) ([]*auth.User, error) {
+	filter := bson.D{}
+	if afterID != "" {
+		oid, err := bson.ObjectIDFromHex(afterID)
+		if err != nil {
+			return nil, nil
+		}
+		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: oid}}})
+	}
+	if prefix != "" {
+		upper := prefix + "\U0010FFFF"
+		filter = append(filter, bson.E{Key: "$or", Value: bson.A{
+			bson.D{{Key: "username_key", Value: bson.D{{Key: "$gte", Value: prefix}, {Key: "$lt", Value: upper}}}},
+			bson.D{{Key: "email_key", Value: bson.D{{Key: "$gte", Value: prefix}, {Key: "$lt", Value: upper}}}},
+		}})
+	}
+	cur, err := s.coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: list users: %w", err)
+	}
+	var docs []userDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("mongodb: read users: %w", err)
+	}
+	out := make([]*auth.User, len(docs))
+	for i := range docs {
+		out[i] = docs[i].user()
+	}
+	return out, nil
+}
+
+func roleStrings(rs []auth.Role) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+func (d *userDoc) user() *auth.User {
+	u := &auth.User{
+		ID:           d.ID.Hex(),
+		Username:     d.Username,
+		Email:        d.Email,
+		UsernameKey:  d.UsernameKey,
+		EmailKey:     d.EmailKey,
+		PasswordHash: d.PasswordHash,
+		CreatedAt:    d.CreatedAt.UTC(),
+		Disabled:     d.Disabled,
+		Roles:        []auth.Role{auth.RoleUser},
+	}
+	for _, r := range d.Roles {
+		if r := auth.Role(r); r != auth.RoleUser {
+			u.Roles = append(u.Roles, r)
+		}
+	}
+	return u
+}
+
 // findOne runs filter, whose values are always plain strings or ObjectIDs
 // (never documents built from client input), so no operator can be injected.
 func (s *UserStore) findOne(ctx context.Context, filter bson.D) (*auth.User, error) {
@@ -118,13 +226,5 @@ func (s *UserStore) findOne(ctx context.Context, filter bson.D) (*auth.User, err
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: find user: %w", err)
 	}
-	return &auth.User{
-		ID:           doc.ID.Hex(),
-		Username:     doc.Username,
-		Email:        doc.Email,
-		UsernameKey:  doc.UsernameKey,
-		EmailKey:     doc.EmailKey,
-		PasswordHash: doc.PasswordHash,
-		CreatedAt:    doc.CreatedAt.UTC(),
-	}, nil
+	return doc.user(), nil
 }

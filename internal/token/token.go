@@ -71,14 +71,17 @@ func (i *Issuer) TTL() time.Duration { return i.ttl }
 // session the token belongs to, so that revoking the session cuts the token.
 type accessClaims struct {
 	SessionID string `json:"sid"`
+	// Roles let other services authorize without calling this server; they
+	// are as of issuance (refresh to see a change).
+	Roles []string `json:"roles,omitempty"`
 	jwt.RegisteredClaims
 }
 
 // Issue signs an access token for userID within sessionID.
-func (i *Issuer) Issue(userID, sessionID string) (auth.AccessToken, error) {
+func (i *Issuer) Issue(userID, sessionID string, roles []string) (auth.AccessToken, error) {
 	now := i.now().Truncate(time.Second)
 	exp := now.Add(i.ttl)
-	claims := accessClaims{SessionID: sessionID, RegisteredClaims: jwt.RegisteredClaims{
+	claims := accessClaims{SessionID: sessionID, Roles: roles, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   userID,
 		Issuer:    i.issuer,
 		Audience:  jwt.ClaimStrings{i.audience},
@@ -117,7 +120,7 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 	if err != nil {
 		return auth.Claims{}, auth.ErrTokenExpired
 	}
-	c := auth.Claims{UserID: claims.Subject, SessionID: claims.SessionID, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
+	c := auth.Claims{UserID: claims.Subject, SessionID: claims.SessionID, Roles: claims.Roles, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
 	if claims.IssuedAt != nil {
 		c.IssuedAt = claims.IssuedAt.Time
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -60,7 +61,7 @@ func newIssuer(t *testing.T, now time.Time) *token.Issuer {
 // issue returns a token issued for testUserID at t0.
 func issue(t *testing.T) string {
 	t.Helper()
-	at, err := newIssuer(t, t0).Issue(testUserID, testSession)
+	at, err := newIssuer(t, t0).Issue(testUserID, testSession, []string{"USER"})
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -175,7 +176,7 @@ func wantVerifyErr(t *testing.T, iss *token.Issuer, raw string, want *auth.Error
 	if !errors.Is(err, want) {
 		t.Fatalf("Verify error: got %v, want %v", err, want)
 	}
-	if got != (auth.Claims{}) {
+	if !reflect.DeepEqual(got, auth.Claims{}) {
 		t.Errorf("Verify claims with error: got %+v, want zero claims", got)
 	}
 }
@@ -195,7 +196,7 @@ func TestIssueAndVerify(t *testing.T) {
 	if got, want := iss.TTL(), testTTL; got != want {
 		t.Errorf("TTL: got %v, want %v", got, want)
 	}
-	at, err := iss.Issue(testUserID, testSession)
+	at, err := iss.Issue(testUserID, testSession, []string{"USER"})
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -234,7 +235,7 @@ func TestIssueUniqueTokenID(t *testing.T) {
 	seen := map[string]bool{}
 	values := map[string]bool{}
 	for range 2 {
-		at, err := iss.Issue(testUserID, testSession)
+		at, err := iss.Issue(testUserID, testSession, []string{"USER"})
 		if err != nil {
 			t.Fatalf("Issue: %v", err)
 		}
@@ -273,7 +274,7 @@ func TestIssueTokenContents(t *testing.T) {
 		gotKeys = append(gotKeys, k)
 	}
 	slices.Sort(gotKeys)
-	wantKeys := []string{"aud", "exp", "iat", "iss", "jti", "nbf", "sid", "sub"}
+	wantKeys := []string{"aud", "exp", "iat", "iss", "jti", "nbf", "roles", "sid", "sub"}
 	if !slices.Equal(gotKeys, wantKeys) {
 		t.Errorf("claim names: got %v, want exactly %v", gotKeys, wantKeys)
 	}
@@ -752,7 +753,7 @@ func TestNewIssuer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewIssuer: got error %v, want none", err)
 			}
-			at, err := iss.Issue(testUserID, testSession)
+			at, err := iss.Issue(testUserID, testSession, []string{"USER"})
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}

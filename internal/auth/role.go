@@ -1,0 +1,280 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Role is a set of permissions. Every user holds RoleUser.
+type Role string
+
+const (
+	RoleUser  Role = "USER"
+	RoleAdmin Role = "ADMIN"
+)
+
+// Roles are every role, in a stable order.
+var Roles = []Role{RoleUser, RoleAdmin}
+
+func validRole(r Role) bool { return slices.Contains(Roles, r) }
+
+// normalizeRoles deduplicates and orders roles and adds RoleUser.
+func normalizeRoles(in []Role) ([]Role, error) {
+	out := []Role{RoleUser}
+	for _, r := range Roles {
+		if r != RoleUser && slices.Contains(in, r) {
+			out = append(out, r)
+		}
+	}
+	for _, r := range in {
+		if !validRole(r) {
+			return nil, badInput("roles", ReasonInvalidFormat, fmt.Sprintf("unknown role %q", r))
+		}
+	}
+	return out, nil
+}
+
+func roleNames(rs []Role) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return out
+}
+
+// Authorize returns the caller's claims if the caller holds role. The role
+// is checked against the database, so a change of roles takes effect at once
+// here (other services see it in the roles claim at the next refresh). A
+// disabled or deleted account is UNAUTHENTICATED.
+func (s *Service) Authorize(ctx context.Context, role Role) (Claims, error) {
+	c, err := Authenticate(ctx)
+	if err != nil {
+		return Claims{}, err
+	}
+	if role == "" || role == RoleUser {
+		return c, nil
+	}
+	u, err := s.caller(ctx, c)
+	if err != nil {
+		return Claims{}, err
+	}
+	if !u.HasRole(role) {
+		return Claims{}, &Error{Code: CodeForbidden, RequiredRole: string(role), Message: "this needs the " + string(role) + " role"}
+	}
+	return c, nil
+}
+
+// AuthorizeOwner allows the user the object belongs to, or a holder of role.
+// It is for fields that are private to their owner (such as an email).
+func (s *Service) AuthorizeOwner(ctx context.Context, ownerID string, role Role) error {
+	if id := signedIn(ctx); id != "" && id == ownerID {
+		return nil // the user this request just signed in
+	}
+	c, err := Authenticate(ctx)
+	if err != nil {
+		return err
+	}
+	if c.UserID == ownerID {
+		return nil
+	}
+	if _, err := s.Authorize(ctx, role); err != nil {
+		if e, ok := errors.AsType[*Error](err); ok && e.Code == CodeForbidden {
+			return &Error{Code: CodeForbidden, RequiredRole: string(role), Reason: "owner_only",
+				Message: "only the account's owner or the " + string(role) + " role may see this"}
+		}
+		return err
+	}
+	return nil
+}
+
+// SetUserRoles replaces a user's roles (RoleUser is always kept). The last
+// enabled admin cannot lose the admin role.
+func (s *Service) SetUserRoles(ctx context.Context, id string, roles []Role) (*User, error) {
+	if _, err := s.Authorize(ctx, RoleAdmin); err != nil {
+		return nil, err
+	}
+	roles, err := normalizeRoles(roles)
+	if err != nil {
+		return nil, err
+	}
+	u, err := s.userByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	demote := u.HasRole(RoleAdmin) && !slices.Contains(roles, RoleAdmin)
+	if demote && !u.Disabled {
+		if err := s.keepAnAdmin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	updated, err := s.users.SetRoles(ctx, id, roles)
+	if err != nil {
+		return nil, fmt.Errorf("auth: set roles: %w", err)
+	}
+	if demote && !u.Disabled {
+		if err := s.undoIfNoAdmin(ctx, func() error { _, err := s.users.SetRoles(ctx, id, u.Roles); return err }); err != nil {
+			return nil, err
+		}
+	}
+	s.audit.InfoContext(ctx, "audit", "event", "set_roles", "user_id", id, "roles", roleNames(roles), "by", callerID(ctx))
+	return updated, nil
+}
+
+// SetUserDisabled disables or enables an account. Disabling revokes every
+// session of the user, with the same bound as logout.
+func (s *Service) SetUserDisabled(ctx context.Context, id string, disabled bool) (*User, error) {
+	if _, err := s.Authorize(ctx, RoleAdmin); err != nil {
+		return nil, err
+	}
+	u, err := s.userByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	last := disabled && !u.Disabled && u.HasRole(RoleAdmin)
+	if last {
+		if err := s.keepAnAdmin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	updated, err := s.users.SetDisabled(ctx, id, disabled)
+	if err != nil {
+		return nil, fmt.Errorf("auth: set disabled: %w", err)
+	}
+	if last {
+		if err := s.undoIfNoAdmin(ctx, func() error { _, err := s.users.SetDisabled(ctx, id, false); return err }); err != nil {
+			return nil, err
+		}
+	}
+	if disabled {
+		if _, err := s.revoke(ctx, id, nil, "", "disabled"); err != nil {
+			return nil, err
+		}
+	}
+	s.audit.InfoContext(ctx, "audit", "event", "set_disabled", "user_id", id, "disabled", disabled, "by", callerID(ctx))
+	return updated, nil
+}
+
+var errLastAdmin = badInput("roles", "last_admin", "the last enabled ADMIN cannot be demoted or disabled")
+
+// keepAnAdmin refuses to take away the admin role when only one enabled
+// admin is left.
+func (s *Service) keepAnAdmin(ctx context.Context) error {
+	n, err := s.users.CountActiveWithRole(ctx, RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("auth: count admins: %w", err)
+	}
+	if n <= 1 {
+		return errLastAdmin
+	}
+	return nil
+}
+
+// undoIfNoAdmin re-counts after a demotion: two admins demoting each other at
+// once both pass keepAnAdmin, and without transactions the second write is
+// undone here instead.
+func (s *Service) undoIfNoAdmin(ctx context.Context, undo func() error) error {
+	n, err := s.users.CountActiveWithRole(ctx, RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("auth: count admins: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if err := undo(); err != nil {
+		return fmt.Errorf("auth: restore last admin: %w", err)
+	}
+	return errLastAdmin
+}
+
+func (s *Service) userByID(ctx context.Context, id string) (*User, error) {
+	u, err := s.users.ByID(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, &Error{Code: CodeNotFound, Field: "id", Message: "no such user"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: find user: %w", err)
+	}
+	return u, nil
+}
+
+// User returns any user, for admins; nil when there is none.
+func (s *Service) User(ctx context.Context, id string) (*User, error) {
+	if _, err := s.Authorize(ctx, RoleAdmin); err != nil {
+		return nil, err
+	}
+	u, err := s.users.ByID(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: find user: %w", err)
+	}
+	return u, nil
+}
+
+// UserPage is one page of users.
+type UserPage struct {
+	Users       []*User
+	HasNextPage bool
+}
+
+// maxPageSize bounds users(first:).
+const maxPageSize = 100
+
+// ListUsers pages through users in creation order, for admins. afterID is the
+// ID of the last user of the previous page; search is a case-insensitive
+// prefix of the username or the email address.
+func (s *Service) ListUsers(ctx context.Context, first int, afterID, search string) (*UserPage, error) {
+	if _, err := s.Authorize(ctx, RoleAdmin); err != nil {
+		return nil, err
+	}
+	if first < 1 || first > maxPageSize {
+		return nil, badInput("first", ReasonInvalidFormat, fmt.Sprintf("first must be from 1 to %d", maxPageSize))
+	}
+	prefix, _ := loginKey(search)
+	users, err := s.users.List(ctx, afterID, prefix, first+1)
+	if err != nil {
+		return nil, fmt.Errorf("auth: list users: %w", err)
+	}
+	page := &UserPage{Users: users}
+	if len(users) > first {
+		page.Users, page.HasNextPage = users[:first], true
+	}
+	return page, nil
+}
+
+// GrantRole gives username role, for the admin bootstrap (no caller: it runs
+// from the command line or at start). It is idempotent.
+func (s *Service) GrantRole(ctx context.Context, username string, role Role) (*User, error) {
+	if !validRole(role) {
+		return nil, fmt.Errorf("unknown role %q", role)
+	}
+	_, key, verr := NormalizeUsername(username)
+	if verr != nil {
+		return nil, verr
+	}
+	u, err := s.users.ByUsernameKey(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("no user %q: register it first", username)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: find user: %w", err)
+	}
+	if u.HasRole(role) {
+		return u, nil
+	}
+	roles, _ := normalizeRoles(append(append([]Role{}, u.Roles...), role))
+	u, err = s.users.SetRoles(ctx, u.ID, roles)
+	if err != nil {
+		return nil, fmt.Errorf("auth: set roles: %w", err)
+	}
+	s.audit.InfoContext(ctx, "audit", "event", "grant_role", "user_id", u.ID, "role", string(role), "by", "bootstrap")
+	return u, nil
+}
+
+func callerID(ctx context.Context) string {
+	c, _ := ClaimsFromContext(ctx)
+	return c.UserID
+}
