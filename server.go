@@ -115,6 +115,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	if len(args) > 1 && args[1] == "admin" {
+		return runAdmin(ctx, svc, args[2:], stdout)
+	}
+	for _, name := range cfg.BootstrapAdmins {
+		if _, err := svc.GrantRole(ctx, name, auth.RoleAdmin); err != nil {
+			logger.Warn("BOOTSTRAP_ADMINS: could not grant ADMIN", "username", name, "err", err)
+		} else {
+			logger.Info("BOOTSTRAP_ADMINS: user holds ADMIN", "username", name)
+		}
+	}
 	// Revocations made by other instances before this one started count too.
 	if err := svc.Sync(ctx); err != nil {
 		return err
@@ -178,6 +188,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
+	return nil
+}
+
+const adminUsage = `usage: server admin grant <username>
+  Gives <username> the ADMIN role (idempotent). Uses the same environment as
+  the server (MONGODB_URI, or the embedded database in DATA_DIR: stop a
+  development server on the same DATA_DIR first).`
+
+// runAdmin runs an admin subcommand: bootstrapping the first admin without a
+// database shell.
+func runAdmin(ctx context.Context, svc *auth.Service, args []string, stdout io.Writer) error {
+	if len(args) != 2 || args[0] != "grant" {
+		return errors.New(adminUsage)
+	}
+	u, err := svc.GrantRole(ctx, args[1], auth.RoleAdmin)
+	if err != nil {
+		return fmt.Errorf("admin grant: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s (%s) holds ADMIN\n", u.Username, u.ID)
 	return nil
 }
 

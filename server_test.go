@@ -341,3 +341,58 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// The first admin is made without a database shell: "admin grant" on the
+// server binary, or BOOTSTRAP_ADMINS at start. Both are idempotent.
+func TestAdminBootstrap(t *testing.T) {
+	dataDir := t.TempDir()
+	env := map[string]string{"PORT": "0", "HOST": "127.0.0.1", "DATA_DIR": dataDir, "BCRYPT_COST": "10"}
+	base, _, stop := start(t, env)
+	gql(t, base, "", `mutation { register(input: {username: "founder", email: "founder@example.com", password: "`+fixturePassword+`"}) { accessToken } }`, nil)
+	gql(t, base, "", `mutation { register(input: {username: "second", email: "second@example.com", password: "`+fixturePassword+`"}) { accessToken } }`, nil)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	admin := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := run(ctx, append([]string{"server", "admin"}, args...), fakeEnv(env), &out, &out)
+		return out.String(), err
+	}
+	for i := range 2 {
+		out, err := admin("grant", "Founder")
+		if err != nil || !strings.Contains(out, "founder (") || !strings.Contains(out, "holds ADMIN") {
+			t.Fatalf("admin grant: %v\n%s", err, out)
+		}
+		// The first grant is an audit event; the second changes nothing.
+		if logged := strings.Contains(out, "event=grant_role"); logged != (i == 0) {
+			t.Errorf("grant %d: audit event logged = %v:\n%s", i+1, logged, out)
+		}
+	}
+	if _, err := admin("grant", "nobody"); err == nil || !strings.Contains(err.Error(), "register it first") {
+		t.Errorf("grant of an unknown user: %v", err)
+	}
+	if _, err := admin("promote"); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Errorf("bad subcommand: %v", err)
+	}
+
+	env["BOOTSTRAP_ADMINS"] = "second, ghost"
+	base, logs, stop := start(t, env)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if !strings.Contains(logs.String(), "username=second") || !strings.Contains(logs.String(), "username=ghost") {
+		t.Errorf("BOOTSTRAP_ADMINS not logged:\n%s", logs.String())
+	}
+	for _, name := range []string{"founder", "second"} {
+		tok := field(t, gql(t, base, "", `mutation { login(input: {username: "`+name+`", password: "`+fixturePassword+`"}) { accessToken } }`, nil), "login", "accessToken")
+		res := gql(t, base, tok, `{ users { edges { node { username roles } } } }`, nil)
+		if res["errors"] != nil {
+			t.Errorf("%s is not an admin: %v", name, res)
+		}
+	}
+}

@@ -35,6 +35,7 @@ type Config struct {
 
 	CORSAllowedOrigins []string
 	LogLevel           slog.Level
+	BootstrapAdmins    []string // usernames given ADMIN at start
 
 	MaxBodyBytes     int64
 	ParserTokenLimit int
@@ -89,6 +90,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RevocationSync:       p.duration("REVOCATION_SYNC_INTERVAL", time.Second, 100*time.Millisecond, 10*time.Second),
 		CORSAllowedOrigins:   p.list("CORS_ALLOWED_ORIGINS"),
 		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
+		BootstrapAdmins:      p.list("BOOTSTRAP_ADMINS"),
 		MaxBodyBytes:         int64(p.intRange("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
 		ParserTokenLimit:     p.intRange("GRAPHQL_TOKEN_LIMIT", 2000, 100, 100000),
 		ComplexityLimit:      p.intRange("GRAPHQL_COMPLEXITY_LIMIT", 200, 10, 100000),
