@@ -124,20 +124,8 @@ func (s *SessionStore) Rotate(ctx context.Context, id, from, to string, now, exp
 // Active lists the active sessions of a user, most recently used first.
 func (s *SessionStore) Active(ctx context.Context, userID string, now time.Time) ([]*auth.Session, error) {
 	filter := append(bson.D{{Key: "user_id", Value: userID}}, active(now)...)
-	cur, err := s.coll.Find(ctx, filter, options.Find().
-		SetSort(bson.D{{Key: "last_used_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(1000))
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: find sessions: %w", err)
-	}
-	var docs []sessionDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongodb: read sessions: %w", err)
-	}
-	out := make([]*auth.Session, len(docs))
-	for i := range docs {
-		out[i] = docs[i].session()
-	}
-	return out, nil
+	return findAll(ctx, s.coll, filter, options.Find().
+		SetSort(bson.D{{Key: "last_used_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(1000), (*sessionDoc).session)
 }
 
 // Revoke ends the selected active sessions of userID and returns their IDs.

@@ -172,19 +172,7 @@ func (s *UserStore) List(ctx context.Context, afterID, prefix string, limit int)
 			bson.D{{Key: "email_key", Value: bson.D{{Key: "$gte", Value: prefix}, {Key: "$lt", Value: upper}}}},
 		}})
 	}
-	cur, err := s.coll.Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: list users: %w", err)
-	}
-	var docs []userDoc
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongodb: read users: %w", err)
-	}
-	out := make([]*auth.User, len(docs))
-	for i := range docs {
-		out[i] = docs[i].user()
-	}
-	return out, nil
+	return findAll(ctx, s.coll, filter, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)), (*userDoc).user)
 }
 
 func roleStrings(rs []auth.Role) []string {
