@@ -6,9 +6,20 @@ GO ?= go
 run:
 	$(GO) run .
 
-## test: vet, then every Go test with the race detector against the embedded database.
+## test: vet, then every Go test with the race detector against the embedded database, then the client
+## tests (e2e).
 test: vet
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory e2e
+
+## e2e: the client tests in e2e/ against the real server (embedded database, a free port): Apollo Client 4
+## and urql (examples/), the Postman collection run by newman, the Playground in headless Chromium.
+## Needs Node.js 20+ and Debian's chromium at /usr/bin/chromium (CHROMIUM_PATH to use another).
+.PHONY: e2e
+e2e:
+	@test -d e2e/node_modules || npm --prefix e2e ci
+	$(GO) build -o e2e/.bin/authgql .
+	AUTHGQL_BIN="$(CURDIR)/e2e/.bin/authgql" npm --prefix e2e test
 
 vet:
 	$(GO) vet ./...
@@ -20,3 +31,14 @@ generate:
 ## check-generate: fail if the committed generated code is not what go generate produces.
 check-generate: generate
 	git diff --exit-code -- graph/
+
+## bench: build the server, drive it through every load phase and print the table with the ratios to the
+## limits measured in the same run (issue 7); results also go to bench-results.json. Not part of test.
+## Flags: make bench BENCHFLAGS="-cost 10 -duration 30s"; MONGODB_URI benches that database instead.
+.PHONY: bench bench-short
+bench:
+	$(GO) run ./internal/bench/cmd/bench -go=$(GO) $(BENCHFLAGS)
+
+## bench-short: the same with short phases, in under a minute.
+bench-short:
+	$(GO) run ./internal/bench/cmd/bench -go=$(GO) -short $(BENCHFLAGS)
