@@ -34,6 +34,9 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, tokens TokenVerifier, gr
 		mux.Handle("GET /{$}", playground)
 		mux.Handle("GET /playground/", playground)
 	}
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent) // browsers ask on every Playground load
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", "not found")
 	})
