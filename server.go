@@ -99,6 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		RefreshTTL:    cfg.RefreshTokenTTL,
 		ReuseInterval: cfg.RefreshReuseInterval,
 		RefreshKey:    deriveKey(secret, "refresh-tokens"),
+		UserCacheTTL:  cfg.UserCacheTTL,
 		Limits: auth.Limits{
 			LoginPerIP:       auth.Rate(cfg.LoginRate),
 			RegisterPerIP:    auth.Rate(cfg.RegisterRate),

@@ -144,6 +144,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		RefreshTTL:    30 * 24 * time.Hour,
 		ReuseInterval: o.reuseInterval,
 		RefreshKey:    []byte(testSecret),
+		UserCacheTTL:  2 * time.Second, // the production default
 		Limits:        o.limits,
 		Audit:         logger.With("log", "audit"),
 		Now:           clk.Now,

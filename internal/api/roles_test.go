@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/authgql/server/internal/auth"
 )
@@ -322,4 +323,33 @@ func TestLastAdminProtection(t *testing.T) {
 	if res.ext("reason") != "last_admin" {
 		t.Errorf("then demoting the last: %s", res.Raw)
 	}
+}
+
+// Role checks read users through a cache with a 2 s TTL: a change is seen at
+// once on the instance that made it and within the TTL on the others.
+func TestRoleChangeAcrossInstances(t *testing.T) {
+	o := defaultOptions()
+	o.db = testDB.Fresh(t)
+	a, b := newEnvWith(t, o), newEnvWith(t, o)
+	a.mustRegister(t, "root", "root@example.com")
+	a.grantAdmin(t, "root")
+	admin := a.loginAs(t, "root")
+	u := a.mustRegister(t, "helper", "helper@example.com")
+	a.post(t, admin.AccessToken, `mutation($id: ID!) { setUserRoles(id: $id, roles: [ADMIN]) { id } }`, map[string]any{"id": u.User.ID})
+	const adminQuery = `{ users(first: 1) { pageInfo { hasNextPage } } }`
+	if res := b.post(t, u.AccessToken, adminQuery, nil); len(res.Errors) > 0 {
+		t.Fatalf("instance B, before demotion: %s", res.Raw) // B now holds the user in its cache
+	}
+	a.post(t, admin.AccessToken, `mutation($id: ID!) { setUserRoles(id: $id, roles: [USER]) { id } }`, map[string]any{"id": u.User.ID})
+	if got := a.post(t, u.AccessToken, adminQuery, nil).code(t); got != "FORBIDDEN" {
+		t.Errorf("instance A after demotion: %s, want FORBIDDEN at once", got)
+	}
+	start := time.Now()
+	for len(b.post(t, u.AccessToken, adminQuery, nil).Errors) == 0 {
+		if time.Since(start) > 3*time.Second {
+			t.Fatalf("instance B still grants ADMIN %v after the demotion", time.Since(start))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("instance B saw the demotion after %v", time.Since(start).Round(time.Millisecond))
 }

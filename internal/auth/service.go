@@ -21,7 +21,10 @@ type Settings struct {
 	ReuseInterval time.Duration
 	// RefreshKey (at least 32 bytes) authenticates and derives refresh tokens.
 	RefreshKey []byte
-	Limits     Limits
+	// UserCacheTTL is how long a user read by ID is reused (0: never). Changes
+	// made on other instances are seen within it.
+	UserCacheTTL time.Duration
+	Limits       Limits
 	// Audit receives one structured event per security decision (logins,
 	// refreshes, logouts, throttling); never a password or token.
 	Audit *slog.Logger
@@ -62,6 +65,9 @@ func NewService(users UserStore, sessions SessionStore, throttles ThrottleStore,
 	dummy, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), s.BcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
+	}
+	if s.UserCacheTTL > 0 {
+		users = newUserCache(users, s.UserCacheTTL, s.Now)
 	}
 	return &Service{
 		users: users, sessions: sessions, throttles: throttles, tokens: tokens,

@@ -32,6 +32,7 @@ type Config struct {
 	RefreshTokenTTL      time.Duration // sliding lifetime of a session
 	RefreshReuseInterval time.Duration // replaced refresh token still honoured this long
 	RevocationSync       time.Duration // how often revocations from other instances are read
+	UserCacheTTL         time.Duration // how long a user read by ID is reused
 
 	CORSAllowedOrigins []string
 	LogLevel           slog.Level
@@ -91,6 +92,7 @@ func Load(getenv func(string) string) (Config, error) {
 		CORSAllowedOrigins:   p.list("CORS_ALLOWED_ORIGINS"),
 		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
 		BootstrapAdmins:      p.list("BOOTSTRAP_ADMINS"),
+		UserCacheTTL:         p.duration("USER_CACHE_TTL", 2*time.Second, 0, time.Minute),
 		MaxBodyBytes:         int64(p.intRange("MAX_BODY_BYTES", 1<<20, 1<<10, 64<<20)),
 		ParserTokenLimit:     p.intRange("GRAPHQL_TOKEN_LIMIT", 2000, 100, 100000),
 		ComplexityLimit:      p.intRange("GRAPHQL_COMPLEXITY_LIMIT", 200, 10, 100000),

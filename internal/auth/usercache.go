@@ -1,0 +1,89 @@
+package auth
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// userCache keeps users read by ID for a short TTL, so that the hot path
+// (me, role checks, refresh) does not read the database on every request.
+// Writes made through it invalidate at once; changes made by other instances
+// are seen within the TTL — the documented staleness bound. Lookups by
+// username or email (login) always read the database.
+type userCache struct {
+	UserStore
+	ttl time.Duration
+	now func() time.Time
+
+	mu    sync.RWMutex
+	users map[string]cachedUser
+}
+
+type cachedUser struct {
+	user User
+	at   time.Time
+}
+
+// maxCachedUsers bounds the cache's memory; past it, stale entries go first
+// and then everything (a cache miss is only a database read).
+const maxCachedUsers = 100_000
+
+func newUserCache(store UserStore, ttl time.Duration, now func() time.Time) *userCache {
+	return &userCache{UserStore: store, ttl: ttl, now: now, users: make(map[string]cachedUser)}
+}
+
+// ByID returns a copy of the user, from the cache when fresh.
+func (c *userCache) ByID(ctx context.Context, id string) (*User, error) {
+	now := c.now()
+	c.mu.RLock()
+	e, ok := c.users[id]
+	c.mu.RUnlock()
+	if ok && now.Sub(e.at) < c.ttl {
+		u := e.user
+		return &u, nil
+	}
+	u, err := c.UserStore.ByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.users) >= maxCachedUsers {
+		c.evict(now)
+	}
+	c.users[id] = cachedUser{user: *u, at: now}
+	c.mu.Unlock()
+	return u, nil
+}
+
+func (c *userCache) evict(now time.Time) {
+	for id, e := range c.users {
+		if now.Sub(e.at) >= c.ttl {
+			delete(c.users, id)
+		}
+	}
+	if len(c.users) >= maxCachedUsers {
+		clear(c.users)
+	}
+}
+
+func (c *userCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.users, id)
+	c.mu.Unlock()
+}
+
+func (c *userCache) SetPasswordHash(ctx context.Context, id string, hash []byte) error {
+	defer c.forget(id)
+	return c.UserStore.SetPasswordHash(ctx, id, hash)
+}
+
+func (c *userCache) SetRoles(ctx context.Context, id string, roles []Role) (*User, error) {
+	defer c.forget(id)
+	return c.UserStore.SetRoles(ctx, id, roles)
+}
+
+func (c *userCache) SetDisabled(ctx context.Context, id string, disabled bool) (*User, error) {
+	defer c.forget(id)
+	return c.UserStore.SetDisabled(ctx, id, disabled)
+}
