@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +53,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stdout)
+	if getenv("GOMAXPROCS") == "" {
+		// One Go processor per hashing slot on top of the CPUs: bcrypt runs on
+		// low-priority threads (see auth), and requests must not wait for a
+		// processor while it does.
+		runtime.GOMAXPROCS(runtime.NumCPU() + cfg.HashConcurrency)
+	}
 
 	mongoURI := cfg.MongoURI
 	if mongoURI == "" {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,8 +153,9 @@ func (h *hasher) compare(ctx context.Context, hash []byte, password string) (boo
 		return false, err
 	}
 	defer h.release()
-	h.checks.Add(1)
-	return bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil, nil
+	var ok bool
+	h.background(func() { ok = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil })
+	return ok, nil
 }
 
 func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {
@@ -161,8 +163,27 @@ func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {
 		return nil, err
 	}
 	defer h.release()
+	var out []byte
+	var err error
+	h.background(func() { out, err = bcrypt.GenerateFromPassword([]byte(password), h.cost) })
+	return out, err
+}
+
+// background runs fn on an OS thread of its own at a lower priority: a login
+// flood then takes only the CPU that requests such as me leave idle. (The
+// server also gives Go a processor per hashing slot beyond the CPU count, so
+// request goroutines never queue behind bcrypt for one.) The thread is never
+// unlocked, so it exits with the goroutine and its priority goes with it.
+func (h *hasher) background(fn func()) {
 	h.checks.Add(1)
-	return bcrypt.GenerateFromPassword([]byte(password), h.cost)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		lowerThreadPriority()
+		fn()
+		close(done)
+	}()
+	<-done
 }
 
 // throttleKey names what failed logins are counted against: the account when
