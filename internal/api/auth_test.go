@@ -306,10 +306,19 @@ func TestLoginWorksWithStaleToken(t *testing.T) {
 func TestMeOfDeletedUser(t *testing.T) {
 	e := newEnv(t)
 	p := e.mustRegister(t, "ivan", "ivan@example.com")
+	payload(t, e.login(t, "", "ivan", testPassword), "login") // the server now knows ivan's key
 	if _, err := testDB.Client.Database(e.db.Name()).Collection("users").DeleteMany(t.Context(), map[string]any{}); err != nil {
 		t.Fatal(err)
 	}
 	wantUnauthenticated(t, e.post(t, p.AccessToken, meQuery, nil), "user_not_found")
+	if got := e.login(t, "", "ivan", testPassword).code(t); got != "INVALID_CREDENTIALS" {
+		t.Errorf("login of a deleted user: %s", got)
+	}
+	// The name is free again, and belongs to the new account.
+	again := e.mustRegister(t, "ivan", "ivan@example.com")
+	if got := payload(t, e.login(t, "", "IVAN", testPassword), "login").User.ID; got != again.User.ID || got == p.User.ID {
+		t.Errorf("login as the new ivan: id %s, want %s", got, again.User.ID)
+	}
 }
 
 func TestMeWithoutToken(t *testing.T) {

@@ -147,15 +147,31 @@ func (h *hasher) acquire(ctx context.Context) error {
 
 func (h *hasher) release() { <-h.slots }
 
+// reserve takes a hashing slot for a caller that must do work (such as a
+// user lookup) before it knows what to compare: under a flood, requests are
+// then turned away before that work, not after.
+func (h *hasher) reserve(ctx context.Context) (release func(), err error) {
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(h.release) }, nil
+}
+
+// compareReserved is compare for a caller holding a slot from reserve.
+func (h *hasher) compareReserved(hash []byte, password string) bool {
+	var ok bool
+	h.background(func() { ok = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil })
+	return ok
+}
+
 // compare reports whether password matches hash; err is only for a full queue.
 func (h *hasher) compare(ctx context.Context, hash []byte, password string) (bool, error) {
 	if err := h.acquire(ctx); err != nil {
 		return false, err
 	}
 	defer h.release()
-	var ok bool
-	h.background(func() { ok = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil })
-	return ok, nil
+	return h.compareReserved(hash, password), nil
 }
 
 func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {

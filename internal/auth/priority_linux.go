@@ -2,8 +2,8 @@ package auth
 
 import "syscall"
 
-// lowerThreadPriority makes the calling OS thread nice 10, so that the kernel
+// lowerThreadPriority makes the calling OS thread nice 19 (the lowest), so that the kernel
 // gives CPU to request-serving threads first while bcrypt runs.
 func lowerThreadPriority() {
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 10)
+	_ = syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
 }

@@ -177,9 +177,15 @@ func (s *Service) Login(ctx context.Context, login, password string) (*Result, e
 	if len(password) > passwordMaxBytes || password == "" {
 		return nil, errInvalidCredentials
 	}
+	// The hashing slot comes first: when every slot is taken the request is
+	// refused before any database work.
+	release, err := s.hasher.reserve(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	key, byEmail := loginKey(login)
 	var u *User
-	var err error
 	switch {
 	case key == "":
 		err = ErrNotFound
@@ -205,10 +211,8 @@ func (s *Service) Login(ctx context.Context, login, password string) (*Result, e
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	ok, err := s.hasher.compare(ctx, hash, password)
-	if err != nil {
-		return nil, err
-	}
+	ok := s.hasher.compareReserved(hash, password)
+	release()
 	if !ok || u == nil {
 		if err := s.recordFailure(ctx, tkey); err != nil {
 			return nil, err

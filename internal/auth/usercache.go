@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -18,6 +19,10 @@ type userCache struct {
 
 	mu    sync.RWMutex
 	users map[string]cachedUser
+	// ids maps username and email keys to user IDs. Keys never change and
+	// users are never deleted through the API, so this is never stale; the
+	// user itself is still read fresh (login needs the current password hash).
+	ids map[string]string
 }
 
 type cachedUser struct {
@@ -30,7 +35,48 @@ type cachedUser struct {
 const maxCachedUsers = 100_000
 
 func newUserCache(store UserStore, ttl time.Duration, now func() time.Time) *userCache {
-	return &userCache{UserStore: store, ttl: ttl, now: now, users: make(map[string]cachedUser)}
+	return &userCache{UserStore: store, ttl: ttl, now: now, users: make(map[string]cachedUser), ids: make(map[string]string)}
+}
+
+// ByUsernameKey reads the user fresh, by ID when the key was seen before: a
+// lookup by _id is the cheapest query on every backend (the embedded FerretDB
+// decodes every document of the collection for any other filter).
+func (c *userCache) ByUsernameKey(ctx context.Context, key string) (*User, error) {
+	return c.byKey(ctx, "u:"+key, key, c.UserStore.ByUsernameKey, func(u *User) string { return u.UsernameKey })
+}
+
+// ByEmailKey is ByUsernameKey for email keys.
+func (c *userCache) ByEmailKey(ctx context.Context, key string) (*User, error) {
+	return c.byKey(ctx, "e:"+key, key, c.UserStore.ByEmailKey, func(u *User) string { return u.EmailKey })
+}
+
+func (c *userCache) byKey(ctx context.Context, slot, key string, lookup func(context.Context, string) (*User, error), keyOf func(*User) string) (*User, error) {
+	c.mu.RLock()
+	id, ok := c.ids[slot]
+	c.mu.RUnlock()
+	if ok {
+		u, err := c.UserStore.ByID(ctx, id)
+		if err == nil && keyOf(u) == key {
+			return u, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		c.mu.Lock()
+		delete(c.ids, slot) // deleted behind our back: look it up again
+		c.mu.Unlock()
+	}
+	u, err := lookup(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if len(c.ids) >= maxCachedUsers {
+		clear(c.ids)
+	}
+	c.ids[slot] = u.ID
+	c.mu.Unlock()
+	return u, nil
 }
 
 // ByID returns a copy of the user, from the cache when fresh.

@@ -58,6 +58,7 @@ type Config struct {
 	ReadHeaderTimeout, ReadTimeout, WriteTimeout, IdleTimeout time.Duration
 	MaxHeaderBytes                                            int
 	TLSCertFile, TLSKeyFile                                   string
+	PprofAddr                                                 string // empty: no profiler
 }
 
 // Rate is N requests per Per; the zero Rate means no limit.
@@ -116,6 +117,7 @@ func Load(getenv func(string) string) (Config, error) {
 		MaxHeaderBytes:    p.intRange("MAX_HEADER_BYTES", 64<<10, 4<<10, 1<<20),
 		TLSCertFile:       p.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:        p.str("TLS_KEY_FILE", ""),
+		PprofAddr:         p.str("PPROF_ADDR", ""),
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		p.fail("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither")
