@@ -116,9 +116,15 @@ func (l *ipLimiter) prune(before time.Time) {
 
 // hasher runs bcrypt under a concurrency bound, so that a flood of password
 // checks queues briefly and then fails fast instead of slowing every request.
+// Two bounds: compute slots (bcrypt running at once) and twice as many
+// admissions (requests between their first database read and the end of their
+// hash), so that the next request's lookups overlap the current hashes and
+// the CPUs never idle between them, while a flood is still turned away before
+// it costs a query.
 type hasher struct {
 	cost    int
-	slots   chan struct{}
+	admit   chan struct{}
+	compute chan struct{}
 	timeout time.Duration
 	checks  atomic.Int64
 }
@@ -127,7 +133,7 @@ func newHasher(cost, concurrency int, timeout time.Duration) *hasher {
 	if concurrency < 1 {
 		concurrency = 1
 	}
-	return &hasher{cost: cost, slots: make(chan struct{}, concurrency), timeout: timeout}
+	return &hasher{cost: cost, admit: make(chan struct{}, 2*concurrency), compute: make(chan struct{}, concurrency), timeout: timeout}
 }
 
 func errBusy() *Error { return rateLimited(ReasonBusy, time.Second) }
@@ -136,7 +142,7 @@ func (h *hasher) acquire(ctx context.Context) error {
 	t := time.NewTimer(h.timeout)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
+	case h.admit <- struct{}{}:
 		return nil
 	case <-t.C:
 		return errBusy()
@@ -145,7 +151,7 @@ func (h *hasher) acquire(ctx context.Context) error {
 	}
 }
 
-func (h *hasher) release() { <-h.slots }
+func (h *hasher) release() { <-h.admit }
 
 // reserve takes a hashing slot for a caller that must do work (such as a
 // user lookup) before it knows what to compare: under a flood, requests are
@@ -191,6 +197,8 @@ func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {
 // request goroutines never queue behind bcrypt for one.) The thread is never
 // unlocked, so it exits with the goroutine and its priority goes with it.
 func (h *hasher) background(fn func()) {
+	h.compute <- struct{}{} // admitted callers wait at most about one hash time here
+	defer func() { <-h.compute }()
 	h.checks.Add(1)
 	done := make(chan struct{})
 	go func() {
