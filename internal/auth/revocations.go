@@ -47,9 +47,3 @@ func (r *revocations) prune(before time.Time) {
 		}
 	}
 }
-
-func (r *revocations) len() int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.at)
-}
