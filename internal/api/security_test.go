@@ -28,7 +28,7 @@ package api_test
 //	CORS allow-list, nosniff, no-store, HSTS, TLS 1.2+                     TestCORS, TestResponseHeaders, server_test.go TestTLS
 //	concurrent registrations                                               TestConcurrentRegistrationsOfOneName
 //	operator injection, regex, unknown fields                              TestRegisterRejectsMalformedInput, TestLoginWithRegexAndOperatorInput
-//	database down                                                          TestDatabaseDown
+//	database down, failures not counted, recovery when it returns          TestDatabaseDown, TestDatabaseComesBack
 //	audit log of logins                                                    TestAuditLog
 
 import (

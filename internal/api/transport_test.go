@@ -8,13 +8,17 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/authgql/server/internal/devdb"
 	"github.com/authgql/server/internal/mongodb"
 )
 
@@ -446,5 +450,66 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("log contains a secret %q", secret)
 		}
+	}
+}
+
+// The database goes away and comes back: requests fail as internal errors in
+// the meantime (nothing is issued, nothing is counted against the account),
+// readiness says so, and the server recovers by itself.
+func TestDatabaseComesBack(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	db, err := devdb.StartOn(addr, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A short server selection timeout (set through the URI, as users can) keeps
+	// the failing requests quick.
+	client, err := mongodb.Connect(context.Background(), db.URI()+"?serverSelectionTimeoutMS=300&heartbeatFrequencyMS=500")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	o := defaultOptions()
+	o.client = client
+	o.db = client.Database("comeback")
+	e := newEnvWith(t, o)
+	e.mustRegister(t, "olga", "olga@example.com")
+
+	db.Stop()
+	for range 6 { // more than the 5 failures that would lock the account, were they counted
+		res := e.login(t, "", "olga", testPassword)
+		if got := res.code(t); got != "INTERNAL_SERVER_ERROR" {
+			t.Fatalf("login with the database down: %s", res.Raw)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/readyz", nil)
+	if got := e.send(t, req).Status; got != http.StatusServiceUnavailable {
+		t.Errorf("readyz with the database down = %d", got)
+	}
+
+	db, err = devdb.StartOn(addr, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Stop)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/readyz", nil)
+		if e.send(t, req).Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("readyz never recovered")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if p := payload(t, e.login(t, "", "olga", testPassword), "login"); p.User.Username != "olga" {
+		t.Errorf("login after recovery: %+v", p.User)
 	}
 }

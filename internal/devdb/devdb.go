@@ -22,6 +22,11 @@ type DB struct {
 // Start serves a database kept in dir on a free loopback port until Stop is
 // called. logger receives FerretDB's own logs (it logs every failed command).
 func Start(dir string, logger *slog.Logger) (*DB, error) {
+	return StartOn("127.0.0.1:0", dir, logger)
+}
+
+// StartOn is Start on a given TCP address.
+func StartOn(addr, dir string, logger *slog.Logger) (*DB, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("devdb: %w", err)
@@ -30,7 +35,7 @@ func Start(dir string, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("devdb: create data directory: %w", err)
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 		Logger:    logger,

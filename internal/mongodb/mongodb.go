@@ -18,11 +18,13 @@ import (
 // that the server answers.
 func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
 	journal := true
+	// Timeouts are defaults that the URI may override (serverSelectionTimeoutMS,
+	// timeoutMS); the write concern is not negotiable.
 	opts := options.Client().
-		ApplyURI(uri).
-		SetWriteConcern(&writeconcern.WriteConcern{W: writeconcern.WCMajority, Journal: &journal}).
 		SetServerSelectionTimeout(5 * time.Second).
-		SetTimeout(10 * time.Second)
+		SetTimeout(10 * time.Second).
+		ApplyURI(uri).
+		SetWriteConcern(&writeconcern.WriteConcern{W: writeconcern.WCMajority, Journal: &journal})
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: connect: %w", err)
