@@ -349,7 +349,20 @@ func (s *Service) Me(ctx context.Context) (*User, error) {
 }
 
 func (s *Service) caller(ctx context.Context, c Claims) (*User, error) {
-	u, err := s.users.ByID(ctx, c.UserID)
+	return s.account(s.users.ByID(ctx, c.UserID))
+}
+
+// freshCaller is caller without the user cache, for checks of the password.
+func (s *Service) freshCaller(ctx context.Context, c Claims) (*User, error) {
+	if cache, ok := s.users.(*userCache); ok {
+		return s.account(cache.UserStore.ByID(ctx, c.UserID))
+	}
+	return s.caller(ctx, c)
+}
+
+// account turns a lookup of the caller into the caller's account or the
+// reason there is none.
+func (s *Service) account(u *User, err error) (*User, error) {
 	if errors.Is(err, ErrNotFound) {
 		return nil, &Error{Code: CodeUnauthenticated, Reason: ReasonUserNotFound, Message: "the account of this token no longer exists"}
 	}
@@ -369,7 +382,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.caller(ctx, c)
+	u, err := s.freshCaller(ctx, c)
 	if err != nil {
 		return nil, err
 	}
