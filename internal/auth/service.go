@@ -204,7 +204,9 @@ func (s *Service) Login(ctx context.Context, login, password string) (*Result, e
 	}
 	throttle, err := s.checkThrottle(ctx, tkey)
 	if err != nil {
-		s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "login"), slog.String("outcome", "throttled"), who, slog.String("ip", ip))
+		if ErrorCode(err) == CodeRateLimited { // not a database failure
+			s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "login"), slog.String("outcome", "throttled"), who, slog.String("ip", ip))
+		}
 		return nil, err
 	}
 	hash := s.dummyHash
@@ -390,7 +392,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 		return nil, err
 	}
 	tkey := throttleKey(u, "")
-	if _, err := s.checkThrottle(ctx, tkey); err != nil {
+	throttle, err := s.checkThrottle(ctx, tkey)
+	if err != nil {
 		return nil, err
 	}
 	ok := false
@@ -405,6 +408,11 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 			return nil, err
 		}
 		return nil, badInput("currentPassword", ReasonIncorrect, "current password is incorrect")
+	}
+	if throttle.Failures > 0 { // the right password resets the count, as at login
+		if err := s.throttles.Reset(ctx, tkey); err != nil {
+			return nil, fmt.Errorf("auth: reset throttle: %w", err)
+		}
 	}
 	if verr := CheckPassword(next, u.Username, u.Email); verr != nil {
 		e := *verr
