@@ -90,6 +90,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	revocations, err := mongodb.NewRevocationLog(ctx, db)
+	if err != nil {
+		return err
+	}
 
 	secret := cfg.JWTSecret
 	if len(secret) == 0 {
@@ -102,11 +106,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	svc, err := auth.NewService(users, sessions, throttles, issuer, auth.Settings{
+	svc, err := auth.NewService(auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations}, issuer, auth.Settings{
 		BcryptCost:    cfg.BcryptCost,
 		RefreshTTL:    cfg.RefreshTokenTTL,
 		ReuseInterval: cfg.RefreshReuseInterval,
-		RefreshKey:    deriveKey(secret, "refresh-tokens"),
+		Key:           deriveKey(secret, "refresh-tokens"),
 		UserCacheTTL:  cfg.UserCacheTTL,
 		Limits: auth.Limits{
 			LoginPerIP:       auth.Rate(cfg.LoginRate),
@@ -127,11 +131,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 1 && args[1] == "admin" {
 		return runAdmin(ctx, svc, args[2:], stdout)
 	}
-	for _, name := range cfg.BootstrapAdmins {
-		if _, err := svc.GrantRole(ctx, name, auth.RoleAdmin); err != nil {
-			logger.Warn("BOOTSTRAP_ADMINS: could not grant ADMIN", "username", name, "err", err)
+	outcomes, err := svc.BootstrapAdmins(ctx, cfg.BootstrapAdmins)
+	if err != nil {
+		return err
+	}
+	for _, o := range outcomes {
+		if o.Granted {
+			logger.Info("BOOTSTRAP_ADMINS: granted ADMIN (no enabled ADMIN existed)", "username", o.Username)
 		} else {
-			logger.Info("BOOTSTRAP_ADMINS: user holds ADMIN", "username", name)
+			logger.Warn("BOOTSTRAP_ADMINS: skipped", "username", o.Username, "reason", o.Reason)
 		}
 	}
 	// Revocations made by other instances before this one started count too.

@@ -132,6 +132,10 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatalf("NewThrottleStore: %v", err)
 	}
+	revocations, err := mongodb.NewRevocationLog(ctx, db)
+	if err != nil {
+		t.Fatalf("NewRevocationLog: %v", err)
+	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, time.Now)
@@ -139,11 +143,11 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatalf("NewIssuer: %v", err)
 	}
 	clk := &clock{}
-	svc, err := auth.NewService(users, sessions, throttles, issuer, auth.Settings{
+	svc, err := auth.NewService(auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations}, issuer, auth.Settings{
 		BcryptCost:    o.bcryptCost,
 		RefreshTTL:    30 * 24 * time.Hour,
 		ReuseInterval: o.reuseInterval,
-		RefreshKey:    []byte(testSecret),
+		Key:           []byte(testSecret),
 		UserCacheTTL:  2 * time.Second, // the production default
 		Limits:        o.limits,
 		Audit:         logger.With("log", "audit"),

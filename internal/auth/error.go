@@ -92,6 +92,8 @@ func badInput(field, reason, msg string) *Error {
 // so that the answer never tells whether an account exists.
 var errInvalidCredentials = &Error{Code: CodeInvalidCredentials, Message: "invalid username or password"}
 
+var errUserDisabled = &Error{Code: CodeForbidden, Reason: ReasonUserDisabled, Message: "this account is disabled"}
+
 // ErrNotFound is returned by stores when no document matches.
 var ErrNotFound = errors.New("not found")
 

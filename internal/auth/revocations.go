@@ -1,49 +1,194 @@
 package auth
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 )
 
+// RevocationEntry is one write of the revocation log: sessions that ended.
+type RevocationEntry struct {
+	Seq        int64
+	SessionIDs []string
+	At         time.Time // the writer's clock: for housekeeping only
+}
+
+// RevocationLog is how instances tell each other which sessions ended, so
+// that their access tokens stop working everywhere. Sequence numbers are
+// allocated by inserts against a unique key (the newest number plus one,
+// retried on a duplicate): a number is taken only after the one before it is
+// visible, so readers that ask for everything after the last number they saw
+// miss nothing, whatever the clocks of the writers say or however late a
+// write lands.
+type RevocationLog interface {
+	// Append records ids and returns the entry's number.
+	Append(ctx context.Context, ids []string, at time.Time) (int64, error)
+	// Has reports whether entry seq exists (a cheap point read).
+	Has(ctx context.Context, seq int64) (bool, error)
+	// After returns up to limit entries numbered above seq, in order.
+	After(ctx context.Context, seq int64, limit int) ([]RevocationEntry, error)
+	// Prune removes entries written before before.
+	Prune(ctx context.Context, before time.Time) (int64, error)
+}
+
 // revocations is the set of sessions revoked recently enough that access
 // tokens issued from them may still be unexpired. Every request checks it in
-// memory; it is filled at once by revocations on this instance and, for other
-// instances, by a periodic read of the sessions collection.
+// memory. It is filled at once by revocations on this instance and, for the
+// others, by reading the revocation log after the last number seen.
 type revocations struct {
-	mu       sync.RWMutex
-	at       map[string]time.Time
-	lastSync time.Time
+	mu sync.RWMutex
+	// seen is when this instance learnt of each revoked session, by its own
+	// clock: entries are forgotten an access token's lifetime after that.
+	seen    map[string]time.Time
+	lastSeq int64
+	// lastScan is when the log was last read as a range; in between, a sync
+	// asks only whether the next number exists.
+	lastScan time.Time
 }
 
 func newRevocations() *revocations {
-	return &revocations{at: make(map[string]time.Time)}
+	return &revocations{seen: make(map[string]time.Time)}
 }
 
-func (r *revocations) add(ids []string, at time.Time) {
+func (r *revocations) add(ids []string, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, id := range ids {
-		if _, ok := r.at[id]; !ok {
-			r.at[id] = at
+		if _, ok := r.seen[id]; !ok {
+			r.seen[id] = now
 		}
 	}
 }
 
 func (r *revocations) has(id string) bool {
 	r.mu.RLock()
-	_, ok := r.at[id]
+	_, ok := r.seen[id]
 	r.mu.RUnlock()
 	return ok
 }
 
-// prune forgets sessions revoked before before: every access token they
+// cursor is the number of the last log entry read.
+func (r *revocations) cursor() int64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.lastSeq
+}
+
+// scanDue reports whether the next sync should read the log as a range.
+func (r *revocations) scanDue(now time.Time) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.lastSeq == 0 || now.Sub(r.lastScan) >= scanEvery
+}
+
+// read records entries read from the log.
+func (r *revocations) read(entries []RevocationEntry, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastScan = now
+	for _, e := range entries {
+		for _, id := range e.SessionIDs {
+			if _, ok := r.seen[id]; !ok {
+				r.seen[id] = now
+			}
+		}
+		r.lastSeq = max(r.lastSeq, e.Seq)
+	}
+}
+
+// prune forgets sessions learnt of before before: every access token they
 // issued has expired by then.
 func (r *revocations) prune(before time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, at := range r.at {
+	for id, at := range r.seen {
 		if at.Before(before) {
-			delete(r.at, id)
+			delete(r.seen, id)
 		}
 	}
 }
+
+const (
+	syncBatch = 1000
+	// scanEvery reads the log as a range now and then even when the next
+	// number is missing: an instance that slept past the log's retention
+	// catches up with what is left.
+	scanEvery = 30 * time.Second
+	// logMargin keeps log entries this much longer than an access token can
+	// outlive its revocation, for instances that start late or clocks that
+	// disagree by minutes.
+	logMargin = 10 * time.Minute
+)
+
+// Sync reads the log entries written since the last sync into the
+// revocation set, and forgets sessions whose access tokens have all expired.
+func (s *Service) Sync(ctx context.Context) error {
+	if next := s.revoked.cursor() + 1; !s.revoked.scanDue(s.now()) {
+		ok, err := s.revocationLog.Has(ctx, next)
+		if err != nil {
+			return fmt.Errorf("auth: read revocation log: %w", err)
+		}
+		if !ok {
+			s.revoked.prune(s.now().Add(-s.tokens.TTL() - tokenLeeway))
+			return nil
+		}
+	}
+	for {
+		entries, err := s.revocationLog.After(ctx, s.revoked.cursor(), syncBatch)
+		if err != nil {
+			return fmt.Errorf("auth: read revocation log: %w", err)
+		}
+		s.revoked.read(entries, s.now())
+		if len(entries) < syncBatch {
+			break
+		}
+	}
+	s.revoked.prune(s.now().Add(-s.tokens.TTL() - tokenLeeway))
+	return nil
+}
+
+// revoke ends sessions of userID (ids, or all of them when ids is nil, but
+// except): first in the log that every instance reads, then in the sessions
+// themselves. Once the log entry is written the sessions are dead everywhere:
+// their access tokens are refused and a refresh checks the revocation set too.
+func (s *Service) revoke(ctx context.Context, userID string, ids []string, except, reason string) ([]string, error) {
+	now := s.now().UTC()
+	ended, err := s.sessions.ActiveIDs(ctx, userID, ids, except)
+	if err != nil {
+		return nil, fmt.Errorf("auth: find sessions to revoke: %w", err)
+	}
+	if len(ended) == 0 {
+		return nil, nil
+	}
+	if _, err := s.revocationLog.Append(ctx, ended, now); err != nil {
+		return nil, fmt.Errorf("auth: append to revocation log: %w", err)
+	}
+	s.revoked.add(ended, s.now())
+	if err := s.sessions.Revoke(ctx, ended, reason, now); err != nil {
+		return nil, fmt.Errorf("auth: revoke sessions: %w", err)
+	}
+	return ended, nil
+}
+
+// revokeUntilDone is revoke retried with backoff, for revocations that must
+// hold once a credential has changed (the change itself cannot be undone).
+func (s *Service) revokeUntilDone(ctx context.Context, userID string, ids []string, except, reason string) ([]string, error) {
+	wait := 50 * time.Millisecond
+	for i := 0; ; i++ {
+		ended, err := s.revoke(ctx, userID, ids, except, reason)
+		if err == nil || i == 5 {
+			return ended, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// tokenLeeway covers the clock skew the token verifier accepts, with margin.
+const tokenLeeway = time.Minute

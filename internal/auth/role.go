@@ -214,6 +214,8 @@ func (s *Service) User(ctx context.Context, id string) (*User, error) {
 	return u, nil
 }
 
+var errBadCursor = badInput("after", ReasonInvalidFormat, "after must be a cursor from a previous page")
+
 // UserPage is one page of users.
 type UserPage struct {
 	Users       []*User
@@ -235,6 +237,9 @@ func (s *Service) ListUsers(ctx context.Context, first int, afterID, search stri
 	}
 	prefix, _ := loginKey(search)
 	users, err := s.users.List(ctx, afterID, prefix, first+1)
+	if errors.Is(err, ErrNotFound) {
+		return nil, errBadCursor
+	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: list users: %w", err)
 	}
@@ -257,7 +262,7 @@ func (s *Service) GrantRole(ctx context.Context, username string, role Role) (*U
 	}
 	u, err := s.users.ByUsernameKey(ctx, key)
 	if errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("no user %q: register it first", username)
+		return nil, fmt.Errorf("no user %q: register it first: %w", username, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: find user: %w", err)
@@ -277,4 +282,46 @@ func (s *Service) GrantRole(ctx context.Context, username string, role Role) (*U
 func callerID(ctx context.Context) string {
 	c, _ := ClaimsFromContext(ctx)
 	return c.UserID
+}
+
+// BootstrapOutcome says what BootstrapAdmins did with one listed username.
+type BootstrapOutcome struct {
+	Username string
+	Granted  bool
+	Reason   string // why not: "admin_exists", "no_such_user" or an error
+}
+
+// BootstrapAdmins gives ADMIN to the listed usernames, but only while no
+// enabled ADMIN exists: it bootstraps the first admin and nothing else. Once
+// an admin exists, the list is ignored — otherwise anyone could register a
+// listed name that does not exist yet and become ADMIN at the next restart,
+// and demoting a listed admin would be undone by every restart.
+func (s *Service) BootstrapAdmins(ctx context.Context, usernames []string) ([]BootstrapOutcome, error) {
+	if len(usernames) == 0 {
+		return nil, nil
+	}
+	n, err := s.fresh.CountActiveWithRole(ctx, RoleAdmin)
+	if err != nil {
+		return nil, fmt.Errorf("auth: count admins: %w", err)
+	}
+	out := make([]BootstrapOutcome, 0, len(usernames))
+	for _, name := range usernames {
+		o := BootstrapOutcome{Username: name}
+		switch {
+		case n > 0:
+			o.Reason = "admin_exists"
+		default:
+			_, err := s.GrantRole(ctx, name, RoleAdmin)
+			switch {
+			case err == nil:
+				o.Granted = true
+			case errors.Is(err, ErrNotFound):
+				o.Reason = "no_such_user"
+			default:
+				o.Reason = err.Error()
+			}
+		}
+		out = append(out, o)
+	}
+	return out, nil
 }

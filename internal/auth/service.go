@@ -19,8 +19,9 @@ type Settings struct {
 	// ReuseInterval is how long after a rotation the replaced refresh token is
 	// still honoured, for concurrent refreshes (two tabs) rather than theft.
 	ReuseInterval time.Duration
-	// RefreshKey (at least 32 bytes) authenticates and derives refresh tokens.
-	RefreshKey []byte
+	// Key (at least 32 bytes, derived from the server secret) authenticates
+	// and derives refresh tokens and keys the hashes of identifiers.
+	Key []byte
 	// UserCacheTTL is how long a user read by ID is reused (0: never). Changes
 	// made on other instances are seen within it.
 	UserCacheTTL time.Duration
@@ -31,33 +32,48 @@ type Settings struct {
 	Now   func() time.Time
 }
 
+// Stores are where a Service keeps its data.
+type Stores struct {
+	Users       UserStore
+	Sessions    SessionStore
+	Throttles   ThrottleStore
+	Revocations RevocationLog
+}
+
 // Service is the authentication domain: accounts, sessions and tokens.
 type Service struct {
-	users     UserStore
-	sessions  SessionStore
-	throttles ThrottleStore
-	tokens    TokenIssuer
-	keys      refreshKeys
-	revoked   *revocations
-	hasher    *hasher
-	limits    Limits
-	perIP     map[string]*ipLimiter // by action: login, register, refresh
-	audit     *slog.Logger
-	ttl       time.Duration
-	reuse     time.Duration
-	now       func() time.Time
+	users UserStore // cached by ID when UserCacheTTL > 0
+	// fresh reads users without the cache, for checks of credentials.
+	fresh         UserStore
+	sessions      SessionStore
+	throttles     ThrottleStore
+	revocationLog RevocationLog
+	tokens        TokenIssuer
+	keys          refreshKeys
+	idKey         []byte
+	revoked       *revocations
+	hasher        *hasher
+	limits        Limits
+	perIP         map[string]*ipLimiter // by action: login, register, refresh
+	audit         *slog.Logger
+	ttl           time.Duration
+	reuse         time.Duration
+	now           func() time.Time
 	// dummyHash is compared against when a login names no account, so that an
 	// unknown user costs the same time as a wrong password.
 	dummyHash []byte
 }
 
 // NewService returns a Service.
-func NewService(users UserStore, sessions SessionStore, throttles ThrottleStore, tokens TokenIssuer, s Settings) (*Service, error) {
+func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	if s.BcryptCost < bcrypt.MinCost || s.BcryptCost > bcrypt.MaxCost {
 		return nil, fmt.Errorf("auth: bcrypt cost %d out of range", s.BcryptCost)
 	}
-	if len(s.RefreshKey) < 32 || s.RefreshTTL <= 0 || s.ReuseInterval < 0 || s.Now == nil || s.Audit == nil {
-		return nil, errors.New("auth: a 32-byte refresh key, a positive refresh TTL, an audit logger and a clock are required")
+	if len(s.Key) < 32 || s.RefreshTTL <= 0 || s.ReuseInterval < 0 || s.Now == nil || s.Audit == nil {
+		return nil, errors.New("auth: a 32-byte key, a positive refresh TTL, an audit logger and a clock are required")
+	}
+	if st.Users == nil || st.Sessions == nil || st.Throttles == nil || st.Revocations == nil {
+		return nil, errors.New("auth: every store is required")
 	}
 	if s.Limits.HashQueueTimeout <= 0 {
 		return nil, errors.New("auth: a positive hash queue timeout is required")
@@ -66,19 +82,22 @@ func NewService(users UserStore, sessions SessionStore, throttles ThrottleStore,
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
 	}
+	users := st.Users
 	if s.UserCacheTTL > 0 {
-		users = newUserCache(users, s.UserCacheTTL, s.Now)
+		users = newUserCache(st.Users, s.UserCacheTTL, s.Now)
 	}
 	return &Service{
-		users: users, sessions: sessions, throttles: throttles, tokens: tokens,
-		keys:    newRefreshKeys(s.RefreshKey),
+		users: users, fresh: st.Users, sessions: st.Sessions, throttles: st.Throttles, revocationLog: st.Revocations,
+		tokens:  tokens,
+		keys:    newRefreshKeys(s.Key),
+		idKey:   mac(s.Key, []byte("identifier-hash")),
 		revoked: newRevocations(),
 		hasher:  newHasher(s.BcryptCost, s.Limits.HashConcurrency, s.Limits.HashQueueTimeout),
 		limits:  s.Limits,
 		perIP: map[string]*ipLimiter{
-			"login":    newIPLimiter(s.Limits.LoginPerIP),
-			"register": newIPLimiter(s.Limits.RegisterPerIP),
-			"refresh":  newIPLimiter(s.Limits.RefreshPerIP),
+			"login":    newIPLimiter(s.Limits.LoginPerIP, maxIPBuckets),
+			"register": newIPLimiter(s.Limits.RegisterPerIP, maxIPBuckets),
+			"refresh":  newIPLimiter(s.Limits.RefreshPerIP, maxIPBuckets),
 		},
 		audit: s.Audit,
 		ttl:   s.RefreshTTL, reuse: s.ReuseInterval, now: s.Now,
@@ -109,213 +128,46 @@ type Result struct {
 	RefreshExpiresAt time.Time
 }
 
-// Register validates the input, stores a new user and signs them in.
-// Nothing is stored unless every check passes.
-func (s *Service) Register(ctx context.Context, username, email, password string) (*Result, error) {
-	if err := s.allowIP(ctx, "register"); err != nil {
-		return nil, err
-	}
-	name, nameKey, verr := NormalizeUsername(username)
-	if verr != nil {
-		return nil, verr
-	}
-	addr, addrKey, verr := NormalizeEmail(email)
-	if verr != nil {
-		return nil, verr
-	}
-	if verr := CheckPassword(password, name, addr); verr != nil {
-		return nil, verr
-	}
-	hash, err := s.hasher.hash(ctx, password)
-	if err != nil {
-		return nil, err
-	}
-	u := &User{
-		Username:     name,
-		Email:        addr,
-		UsernameKey:  nameKey,
-		EmailKey:     addrKey,
-		PasswordHash: hash,
-		CreatedAt:    s.now().UTC().Truncate(time.Millisecond),
-		Roles:        []Role{RoleUser},
-	}
-	if err := s.users.Create(ctx, u); err != nil {
-		if errors.Is(err, ErrDuplicate) {
-			return nil, s.conflict(ctx, nameKey)
-		}
-		return nil, fmt.Errorf("auth: create user: %w", err)
-	}
-	s.audit.InfoContext(ctx, "audit", "event", "register", "outcome", "success", "user_id", u.ID, "ip", ClientFromContext(ctx).IP)
-	return s.startSession(ctx, u)
-}
-
-// conflict tells which of the two unique keys a failed insert collided with.
-// Asking the store is exact and avoids parsing driver messages.
-func (s *Service) conflict(ctx context.Context, nameKey string) error {
-	_, err := s.users.ByUsernameKey(ctx, nameKey)
-	switch {
-	case err == nil:
-		return badInput("username", ReasonTaken, "username is already taken")
-	case errors.Is(err, ErrNotFound):
-		return badInput("email", ReasonTaken, "email is already registered")
-	default:
-		return fmt.Errorf("auth: find conflicting user: %w", err)
-	}
-}
-
-// Login checks a username (or email) and password and starts a session.
-// Every failure is the same INVALID_CREDENTIALS error, after the same amount
-// of hashing work; repeated failures for one account or identifier are
-// throttled alike, whether the account exists or not.
-func (s *Service) Login(ctx context.Context, login, password string) (*Result, error) {
-	if err := s.allowIP(ctx, "login"); err != nil {
-		return nil, err
-	}
-	ip := ClientFromContext(ctx).IP
-	// Passwords outside the policy's window cannot match a stored hash; bcrypt
-	// would silently compare only the first 72 bytes of a longer one.
-	if len(password) > passwordMaxBytes || password == "" {
-		return nil, errInvalidCredentials
-	}
-	// The hashing slot comes first: when every slot is taken the request is
-	// refused before any database work.
-	release, err := s.hasher.reserve(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	key, byEmail := loginKey(login)
-	var u *User
-	switch {
-	case key == "":
-		err = ErrNotFound
-	case byEmail:
-		u, err = s.users.ByEmailKey(ctx, key)
-	default:
-		u, err = s.users.ByUsernameKey(ctx, key)
-	}
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("auth: find user: %w", err)
-	}
-	tkey := throttleKey(u, key)
-	who := slog.String("identifier_hash", tkey)
-	if u != nil {
-		who = slog.String("user_id", u.ID)
-	}
-	throttle, err := s.checkThrottle(ctx, tkey)
-	if err != nil {
-		if ErrorCode(err) == CodeRateLimited { // not a database failure
-			s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "login"), slog.String("outcome", "throttled"), who, slog.String("ip", ip))
-		}
-		return nil, err
-	}
-	hash := s.dummyHash
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	ok := s.hasher.compareReserved(hash, password)
-	release()
-	if !ok || u == nil {
-		if err := s.recordFailure(ctx, tkey); err != nil {
-			return nil, err
-		}
-		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "login"), slog.String("outcome", "failure"), who, slog.String("ip", ip))
-		return nil, errInvalidCredentials
-	}
-	if throttle.Failures > 0 {
-		if err := s.throttles.Reset(ctx, tkey); err != nil {
-			return nil, fmt.Errorf("auth: reset throttle: %w", err)
-		}
-	}
-	if u.Disabled {
-		// Only someone who knows the password learns that the account is disabled.
-		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "login"), slog.String("outcome", "disabled"), who, slog.String("ip", ip))
-		return nil, &Error{Code: CodeForbidden, Reason: ReasonUserDisabled, Message: "this account is disabled"}
-	}
-	s.upgradeHash(ctx, u, password)
-	res, err := s.startSession(ctx, u)
-	if err != nil {
-		return nil, err
-	}
-	s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "login"), slog.String("outcome", "success"), who, slog.String("ip", ip))
-	return res, nil
-}
-
-// checkThrottle refuses an attempt while key is locked.
-func (s *Service) checkThrottle(ctx context.Context, key string) (Throttle, error) {
-	t, err := s.throttles.Get(ctx, key)
-	if err != nil {
-		return Throttle{}, fmt.Errorf("auth: read throttle: %w", err)
-	}
-	now := s.now()
-	if !t.LastFailure.IsZero() && now.Sub(t.LastFailure) > throttleIdle {
-		// Forgotten: the next failure starts over.
-		if err := s.throttles.Reset(ctx, key); err != nil {
-			return Throttle{}, fmt.Errorf("auth: reset throttle: %w", err)
-		}
-		return Throttle{}, nil
-	}
-	if now.Before(t.LockedUntil) {
-		return t, rateLimited(ReasonAccount, t.LockedUntil.Sub(now))
-	}
-	return t, nil
-}
-
-// recordFailure counts a wrong password against key and locks it once the
-// failures pass the threshold. Only wrong passwords count: a database error
-// never reaches here.
-func (s *Service) recordFailure(ctx context.Context, key string) error {
-	now := s.now()
-	n, err := s.throttles.Fail(ctx, key, now)
-	if err != nil {
-		return fmt.Errorf("auth: count failure: %w", err)
-	}
-	if d := s.limits.delay(n); d > 0 {
-		if err := s.throttles.Lock(ctx, key, now.Add(d)); err != nil {
-			return fmt.Errorf("auth: lock: %w", err)
-		}
-		s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "login"), slog.String("outcome", "locked"),
-			slog.String("throttle_key", key), slog.Int("failures", n), slog.Duration("delay", d))
-	}
-	return nil
-}
-
-// upgradeHash re-hashes a password stored at another cost than the configured
-// one, so that raising BCRYPT_COST reaches every account at its next login.
-func (s *Service) upgradeHash(ctx context.Context, u *User, password string) {
-	if cost, err := bcrypt.Cost(u.PasswordHash); err != nil || cost == s.hasher.cost {
-		return
-	}
-	hash, err := s.hasher.hash(ctx, password)
-	if err != nil {
-		return
-	}
-	// Best effort: the login has succeeded either way.
-	if s.users.SetPasswordHash(ctx, u.ID, hash) == nil {
-		u.PasswordHash = hash
-	}
-}
-
-// startSession creates a session for u and issues its first tokens.
+// startSession creates a session for u and issues its first tokens. u must
+// have been read fresh, just before: the session records u's credential stamp.
 func (s *Service) startSession(ctx context.Context, u *User) (*Result, error) {
 	now := s.now().UTC()
 	client := ClientFromContext(ctx)
 	sess := &Session{
-		ID:         newSessionID(),
-		UserID:     u.ID,
-		CreatedAt:  now,
-		LastUsedAt: now,
-		RotatedAt:  now,
-		ExpiresAt:  now.Add(s.ttl),
-		UserAgent:  client.UserAgent,
-		IP:         client.IP,
+		ID:              newSessionID(),
+		UserID:          u.ID,
+		CreatedAt:       now,
+		LastUsedAt:      now,
+		RotatedAt:       now,
+		ExpiresAt:       now.Add(s.ttl),
+		UserAgent:       client.UserAgent,
+		IP:              client.IP,
+		CredentialStamp: u.CredentialStamp,
 	}
 	refresh := s.keys.root(sess.ID)
 	sess.TokenHash = hashToken(refresh)
 	if err := s.sessions.Create(ctx, sess); err != nil {
 		return nil, fmt.Errorf("auth: create session: %w", err)
 	}
-	return s.result(ctx, u, sess, refresh)
+	// A password change or a disable between reading u and creating the
+	// session revoked every session it could see, but not this one. Such a
+	// change is visible by now: read again, and give up the session (whose
+	// tokens have not left the server) if it began from old credentials.
+	cur, err := s.fresh.ByID(ctx, u.ID)
+	if err == nil && !cur.Disabled && cur.CredentialStamp == u.CredentialStamp {
+		return s.result(ctx, cur, sess, refresh)
+	}
+	if _, rerr := s.revoke(ctx, u.ID, []string{sess.ID}, "", "password_changed"); rerr != nil {
+		s.audit.WarnContext(ctx, "auth: revoking a session of changed credentials failed", "err", rerr)
+	}
+	switch {
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("auth: find user: %w", err)
+	case err == nil && cur.Disabled:
+		return nil, errUserDisabled
+	default:
+		return nil, errInvalidCredentials
+	}
 }
 
 func (s *Service) result(ctx context.Context, u *User, sess *Session, refresh string) (*Result, error) {
@@ -356,10 +208,7 @@ func (s *Service) caller(ctx context.Context, c Claims) (*User, error) {
 
 // freshCaller is caller without the user cache, for checks of the password.
 func (s *Service) freshCaller(ctx context.Context, c Claims) (*User, error) {
-	if cache, ok := s.users.(*userCache); ok {
-		return s.account(cache.UserStore.ByID(ctx, c.UserID))
-	}
-	return s.caller(ctx, c)
+	return s.account(s.fresh.ByID(ctx, c.UserID))
 }
 
 // account turns a lookup of the caller into the caller's account or the
@@ -375,92 +224,6 @@ func (s *Service) account(u *User, err error) (*User, error) {
 		return nil, &Error{Code: CodeUnauthenticated, Reason: ReasonUserDisabled, Message: "this account is disabled"}
 	}
 	return u, nil
-}
-
-// ChangePassword checks the caller's current password, sets a new one, ends
-// every other session and gives this session fresh tokens.
-func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Result, error) {
-	c, err := Authenticate(ctx)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.freshCaller(ctx, c)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.allowIP(ctx, "login"); err != nil {
-		return nil, err
-	}
-	tkey := throttleKey(u, "")
-	throttle, err := s.checkThrottle(ctx, tkey)
-	if err != nil {
-		return nil, err
-	}
-	ok := false
-	if len(current) <= passwordMaxBytes {
-		if ok, err = s.hasher.compare(ctx, u.PasswordHash, current); err != nil {
-			return nil, err
-		}
-	}
-	if !ok {
-		// A stolen access token must not become an oracle for the password.
-		if err := s.recordFailure(ctx, tkey); err != nil {
-			return nil, err
-		}
-		return nil, badInput("currentPassword", ReasonIncorrect, "current password is incorrect")
-	}
-	if throttle.Failures > 0 { // the right password resets the count, as at login
-		if err := s.throttles.Reset(ctx, tkey); err != nil {
-			return nil, fmt.Errorf("auth: reset throttle: %w", err)
-		}
-	}
-	if verr := CheckPassword(next, u.Username, u.Email); verr != nil {
-		e := *verr
-		e.Field = "newPassword"
-		return nil, &e
-	}
-	if next == current {
-		return nil, badInput("newPassword", ReasonUnchanged, "new password must differ from the current one")
-	}
-	hash, err := s.hasher.hash(ctx, next)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.users.SetPasswordHash(ctx, u.ID, hash); err != nil {
-		return nil, fmt.Errorf("auth: set password: %w", err)
-	}
-	u.PasswordHash = hash
-	ended, err := s.revoke(ctx, u.ID, nil, c.SessionID, "password_changed")
-	if err != nil {
-		return nil, err
-	}
-	s.audit.InfoContext(ctx, "audit", "event", "change_password", "outcome", "success", "user_id", u.ID,
-		"sessions_ended", len(ended), "ip", ClientFromContext(ctx).IP)
-	// A new token chain for this session; the old refresh token becomes a
-	// replaced one (honoured for nothing, reuse after the interval).
-	for range 3 {
-		sess, err := s.sessions.ByID(ctx, c.SessionID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, ErrSessionRevoked
-		}
-		if err != nil {
-			return nil, fmt.Errorf("auth: find session: %w", err)
-		}
-		now := s.now().UTC()
-		if !sess.Active(now) {
-			return nil, ErrSessionRevoked
-		}
-		refresh := s.keys.root(sess.ID)
-		sess, err = s.sessions.Rotate(ctx, sess.ID, sess.TokenHash, hashToken(refresh), now, now.Add(s.ttl))
-		if errors.Is(err, ErrNotFound) {
-			continue // refreshed concurrently: read it again
-		}
-		if err != nil {
-			return nil, fmt.Errorf("auth: rotate session: %w", err)
-		}
-		return s.result(ctx, u, sess, refresh)
-	}
-	return nil, fmt.Errorf("auth: session %s kept changing", c.SessionID)
 }
 
 // Run keeps the revocation set current and removes ended sessions until ctx
@@ -486,6 +249,9 @@ func (s *Service) Run(ctx context.Context, logger *slog.Logger, every time.Durat
 			if _, err := s.throttles.DeleteIdle(ctx, now.Add(-throttleIdle)); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, "auth: sweeping login throttles failed", "err", err)
 			}
+			if _, err := s.revocationLog.Prune(ctx, now.Add(-s.tokens.TTL()-tokenLeeway-logMargin)); err != nil && ctx.Err() == nil {
+				logger.WarnContext(ctx, "auth: pruning the revocation log failed", "err", err)
+			}
 			for _, l := range s.perIP {
 				l.prune(now.Add(-sweepEvery))
 			}
@@ -494,38 +260,9 @@ func (s *Service) Run(ctx context.Context, logger *slog.Logger, every time.Durat
 }
 
 const (
-	// syncOverlap re-reads revocations this far back, for clock skew between
-	// instances and writes that land out of order.
-	syncOverlap = 10 * time.Second
-	sweepEvery  = 10 * time.Minute
+	sweepEvery = 10 * time.Minute
 	// endedRetention keeps ended sessions long enough that a refresh reports
 	// "expired" or "revoked" rather than "unknown", and far longer than any
 	// access token they issued.
 	endedRetention = 24 * time.Hour
-	tokenLeeway    = time.Minute
 )
-
-// Sync reads the sessions revoked since the last sync into the revocation
-// set, and forgets those whose access tokens have all expired.
-func (s *Service) Sync(ctx context.Context) error {
-	now := s.now()
-	horizon := now.Add(-s.tokens.TTL() - tokenLeeway)
-	s.revoked.mu.RLock()
-	since := s.revoked.lastSync.Add(-syncOverlap)
-	s.revoked.mu.RUnlock()
-	if since.Before(horizon) {
-		since = horizon
-	}
-	revs, err := s.sessions.RevokedSince(ctx, since)
-	if err != nil {
-		return fmt.Errorf("auth: read revocations: %w", err)
-	}
-	for _, r := range revs {
-		s.revoked.add([]string{r.SessionID}, r.At)
-	}
-	s.revoked.prune(horizon)
-	s.revoked.mu.Lock()
-	s.revoked.lastSync = now
-	s.revoked.mu.Unlock()
-	return nil
-}

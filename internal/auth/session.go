@@ -24,8 +24,13 @@ type Session struct {
 	UserAgent  string
 	IP         string
 	RevokedAt  time.Time // zero while the session is active
-	// RevokedReason says why: logout, revoked, reused or password_changed.
+	// RevokedReason says why: logout, revoked, reused, disabled or
+	// password_changed.
 	RevokedReason string
+	// CredentialStamp is the user's credential stamp when the session began
+	// (or the password was last changed through it); a session whose stamp is
+	// no longer the user's is dead.
+	CredentialStamp string
 }
 
 // Active reports whether the session can still be used at now.
@@ -33,26 +38,32 @@ func (s *Session) Active(now time.Time) bool {
 	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
 }
 
-// Revocation is a session that ended, for the in-memory revocation set.
-type Revocation struct {
-	SessionID string
-	At        time.Time
+// Rotation is a replacement of a session's refresh token.
+type Rotation struct {
+	From, To string // hashes of the presented and the new token
+	// Stamp, when not empty, becomes the session's credential stamp.
+	Stamp          string
+	Now, ExpiresAt time.Time
 }
 
-// SessionStore keeps sessions. Every change is a single-document (or
-// single-filter) atomic write: no transactions are needed.
+// SessionStore keeps sessions.
 type SessionStore interface {
 	Create(ctx context.Context, s *Session) error
 	ByID(ctx context.Context, id string) (*Session, error)
-	// Rotate replaces the current token hash from → to on an active session,
-	// atomically, and returns the updated session; ErrNotFound when the
-	// session does not exist, is not active, or from is not its current hash.
-	Rotate(ctx context.Context, id, from, to string, now, expiresAt time.Time) (*Session, error)
+	// Rotate replaces the current token hash r.From with r.To on an active
+	// session and returns the updated session; ErrNotFound when the session
+	// does not exist, is not active, or r.From is not its current hash. It is
+	// one conditional update: atomic on MongoDB. The embedded database does
+	// not isolate updates, so there concurrent rotations of one token may all
+	// succeed — harmless, because the new token is derived from the presented
+	// one and every winner writes, and returns, the same token.
+	Rotate(ctx context.Context, id string, r Rotation) (*Session, error)
 	Active(ctx context.Context, userID string, now time.Time) ([]*Session, error)
-	// Revoke ends the active sessions of userID among ids (all of them when ids
-	// is nil), except except, and returns the IDs it ended.
-	Revoke(ctx context.Context, userID string, ids []string, except, reason string, now time.Time) ([]string, error)
-	RevokedSince(ctx context.Context, since time.Time) ([]Revocation, error)
+	// ActiveIDs returns the IDs of the unrevoked sessions of userID among ids
+	// (all of them when ids is nil), except except.
+	ActiveIDs(ctx context.Context, userID string, ids []string, except string) ([]string, error)
+	// Revoke marks sessions ended (those already ended keep their reason).
+	Revoke(ctx context.Context, ids []string, reason string, now time.Time) error
 	// DeleteEnded removes sessions that expired, or were revoked, before before.
 	DeleteEnded(ctx context.Context, before time.Time) (int64, error)
 }

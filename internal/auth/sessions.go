@@ -51,7 +51,10 @@ func (s *Service) refresh(ctx context.Context, raw string) (*Result, error) {
 	child := s.keys.child(sid, raw)
 	hc := hashToken(child)
 
-	sess, err := s.sessions.Rotate(ctx, sid, h, hc, now, now.Add(s.ttl))
+	if s.revoked.has(sid) {
+		return nil, refreshError(ReasonRevoked, "this session has ended; sign in again")
+	}
+	sess, err := s.sessions.Rotate(ctx, sid, Rotation{From: h, To: hc, Now: now, ExpiresAt: now.Add(s.ttl)})
 	if err == nil {
 		return s.refreshed(ctx, sess, child)
 	}
@@ -97,8 +100,14 @@ func (s *Service) refreshed(ctx context.Context, sess *Session, refresh string) 
 	if err != nil {
 		return nil, fmt.Errorf("auth: find user: %w", err)
 	}
-	if u.Disabled {
-		if _, err := s.revoke(ctx, sess.UserID, []string{sess.ID}, "", "disabled"); err != nil {
+	if u.Disabled || u.CredentialStamp != sess.CredentialStamp {
+		// Disabled, or a session that began before the password changed whose
+		// revocation has not landed (yet): it ends now.
+		reason := "disabled"
+		if !u.Disabled {
+			reason = "password_changed"
+		}
+		if _, err := s.revoke(ctx, sess.UserID, []string{sess.ID}, "", reason); err != nil {
 			return nil, err
 		}
 		return nil, refreshError(ReasonRevoked, "this session has ended; sign in again")
@@ -168,15 +177,4 @@ func (s *Service) RevokeSession(ctx context.Context, id string) error {
 	}
 	_, err = s.revoke(ctx, c.UserID, []string{id}, "", "revoked")
 	return err
-}
-
-// revoke ends sessions in the store and in this instance's revocation set.
-func (s *Service) revoke(ctx context.Context, userID string, ids []string, except, reason string) ([]string, error) {
-	now := s.now().UTC()
-	ended, err := s.sessions.Revoke(ctx, userID, ids, except, reason, now)
-	if err != nil {
-		return nil, fmt.Errorf("auth: revoke sessions: %w", err)
-	}
-	s.revoked.add(ended, now)
-	return ended, nil
 }

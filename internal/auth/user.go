@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/rand"
 	"net/mail"
 	"strings"
 	"time"
@@ -22,6 +23,19 @@ type User struct {
 	CreatedAt    time.Time
 	Roles        []Role // always holds RoleUser
 	Disabled     bool
+	// CredentialStamp changes, at random, with every change of the password,
+	// in the same write as the new hash. Sessions record the stamp they began
+	// with: one that began from a password read before a change is dead.
+	CredentialStamp string
+}
+
+// newStamp returns a fresh credential stamp. Random rather than a counter: a
+// counter's increment can be lost on the embedded database, a fresh random
+// value cannot be mistaken for the old one.
+func newStamp() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return b64.EncodeToString(b)
 }
 
 // HasRole reports whether u holds r.
@@ -41,7 +55,11 @@ type UserStore interface {
 	ByID(ctx context.Context, id string) (*User, error)
 	ByUsernameKey(ctx context.Context, key string) (*User, error)
 	ByEmailKey(ctx context.Context, key string) (*User, error)
-	SetPasswordHash(ctx context.Context, id string, hash []byte) error
+	// SetPassword replaces the password hash and the credential stamp in one
+	// write, only while the stored hash is still from; ErrNotFound otherwise
+	// (no such user, or its password changed meanwhile). The condition is
+	// atomic on MongoDB; the embedded database does not isolate updates.
+	SetPassword(ctx context.Context, id string, from, hash []byte, stamp string) error
 	// SetRoles and SetDisabled return the updated user.
 	SetRoles(ctx context.Context, id string, roles []Role) (*User, error)
 	SetDisabled(ctx context.Context, id string, disabled bool) (*User, error)
@@ -49,6 +67,7 @@ type UserStore interface {
 	CountActiveWithRole(ctx context.Context, r Role) (int64, error)
 	// List returns up to limit users after the cursor ID (by creation order),
 	// whose username or email key starts with prefix when prefix is not empty.
+	// It returns ErrNotFound when afterID cannot be an ID of this store.
 	List(ctx context.Context, afterID, prefix string, limit int) ([]*User, error)
 }
 

@@ -19,6 +19,9 @@ type userCache struct {
 
 	mu    sync.RWMutex
 	users map[string]cachedUser
+	// gen counts invalidations: a read that began before one is not cached,
+	// since it may hold what the invalidating write replaced.
+	gen uint64
 	// ids maps username and email keys to user IDs. Keys never change and
 	// users are never deleted through the API, so this is never stale; the
 	// user itself is still read fresh (login needs the current password hash).
@@ -89,15 +92,20 @@ func (c *userCache) ByID(ctx context.Context, id string) (*User, error) {
 		u := e.user
 		return &u, nil
 	}
+	c.mu.RLock()
+	gen := c.gen
+	c.mu.RUnlock()
 	u, err := c.UserStore.ByID(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
-	if len(c.users) >= maxCachedUsers {
-		c.evict(now)
+	if c.gen == gen {
+		if len(c.users) >= maxCachedUsers {
+			c.evict(now)
+		}
+		c.users[id] = cachedUser{user: *u, at: now}
 	}
-	c.users[id] = cachedUser{user: *u, at: now}
 	c.mu.Unlock()
 	return u, nil
 }
@@ -116,12 +124,13 @@ func (c *userCache) evict(now time.Time) {
 func (c *userCache) forget(id string) {
 	c.mu.Lock()
 	delete(c.users, id)
+	c.gen++
 	c.mu.Unlock()
 }
 
-func (c *userCache) SetPasswordHash(ctx context.Context, id string, hash []byte) error {
+func (c *userCache) SetPassword(ctx context.Context, id string, from, hash []byte, stamp string) error {
 	defer c.forget(id)
-	return c.UserStore.SetPasswordHash(ctx, id, hash)
+	return c.UserStore.SetPassword(ctx, id, from, hash, stamp)
 }
 
 func (c *userCache) SetRoles(ctx context.Context, id string, roles []Role) (*User, error) {

@@ -33,6 +33,7 @@ type sessionDoc struct {
 	IP            string     `bson:"ip,omitempty"`
 	RevokedAt     *time.Time `bson:"revoked_at"` // null while active
 	RevokedReason string     `bson:"revoked_reason,omitempty"`
+	CredStamp     string     `bson:"cred_stamp"`
 }
 
 // expiredRetention is how long after expiry a TTL index (where the server
@@ -76,7 +77,7 @@ func (s *SessionStore) Create(ctx context.Context, sess *auth.Session) error {
 	doc := sessionDoc{
 		ID: sess.ID, UserID: sess.UserID, TokenHash: sess.TokenHash, PrevHash: sess.PrevHash,
 		RotatedAt: sess.RotatedAt, CreatedAt: sess.CreatedAt, LastUsedAt: sess.LastUsedAt, ExpiresAt: sess.ExpiresAt,
-		UserAgent: sess.UserAgent, IP: sess.IP,
+		UserAgent: sess.UserAgent, IP: sess.IP, CredStamp: sess.CredentialStamp,
 	}
 	if _, err := s.coll.InsertOne(ctx, doc); err != nil {
 		return fmt.Errorf("mongodb: insert session: %w", err)
@@ -99,18 +100,22 @@ func (s *SessionStore) ByID(ctx context.Context, id string) (*auth.Session, erro
 
 // Rotate swaps the current token hash of an active session in one
 // conditional update: of concurrent callers presenting the same token,
-// exactly one matches.
-func (s *SessionStore) Rotate(ctx context.Context, id, from, to string, now, expiresAt time.Time) (*auth.Session, error) {
-	filter := append(bson.D{{Key: "_id", Value: id}, {Key: "token_hash", Value: from}}, active(now)...)
-	update := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "token_hash", Value: to},
-		{Key: "prev_hash", Value: from},
-		{Key: "rotated_at", Value: now},
-		{Key: "last_used_at", Value: now},
-		{Key: "expires_at", Value: expiresAt},
-	}}}
+// exactly one matches on MongoDB (see auth.SessionStore for the embedded
+// database).
+func (s *SessionStore) Rotate(ctx context.Context, id string, r auth.Rotation) (*auth.Session, error) {
+	filter := append(bson.D{{Key: "_id", Value: id}, {Key: "token_hash", Value: r.From}}, active(r.Now)...)
+	set := bson.D{
+		{Key: "token_hash", Value: r.To},
+		{Key: "prev_hash", Value: r.From},
+		{Key: "rotated_at", Value: r.Now},
+		{Key: "last_used_at", Value: r.Now},
+		{Key: "expires_at", Value: r.ExpiresAt},
+	}
+	if r.Stamp != "" {
+		set = append(set, bson.E{Key: "cred_stamp", Value: r.Stamp})
+	}
 	var doc sessionDoc
-	err := s.coll.FindOneAndUpdate(ctx, filter, update,
+	err := s.coll.FindOneAndUpdate(ctx, filter, bson.D{{Key: "$set", Value: set}},
 		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, auth.ErrNotFound
@@ -128,8 +133,9 @@ func (s *SessionStore) Active(ctx context.Context, userID string, now time.Time)
 		SetSort(bson.D{{Key: "last_used_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(1000), (*sessionDoc).session)
 }
 
-// Revoke ends the selected active sessions of userID and returns their IDs.
-func (s *SessionStore) Revoke(ctx context.Context, userID string, ids []string, except, reason string, now time.Time) ([]string, error) {
+// ActiveIDs returns the IDs of the unrevoked sessions of userID among ids
+// (all when ids is nil), except except.
+func (s *SessionStore) ActiveIDs(ctx context.Context, userID string, ids []string, except string) ([]string, error) {
 	filter := bson.D{{Key: "user_id", Value: userID}, {Key: "revoked_at", Value: nil}}
 	var idCond bson.D
 	if ids != nil {
@@ -151,41 +157,25 @@ func (s *SessionStore) Revoke(ctx context.Context, userID string, ids []string, 
 	if err := cur.All(ctx, &found); err != nil {
 		return nil, fmt.Errorf("mongodb: read sessions to revoke: %w", err)
 	}
-	if len(found) == 0 {
-		return nil, nil
-	}
-	ended := make([]string, len(found))
+	out := make([]string, len(found))
 	for i, f := range found {
-		ended[i] = f.ID
-	}
-	_, err = s.coll.UpdateMany(ctx,
-		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ended}}}, {Key: "revoked_at", Value: nil}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: now}, {Key: "revoked_reason", Value: reason}}}})
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: revoke sessions: %w", err)
-	}
-	return ended, nil
-}
-
-// RevokedSince lists sessions revoked after since.
-func (s *SessionStore) RevokedSince(ctx context.Context, since time.Time) ([]auth.Revocation, error) {
-	cur, err := s.coll.Find(ctx, bson.D{{Key: "revoked_at", Value: bson.D{{Key: "$gt", Value: since}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "revoked_at", Value: 1}}))
-	if err != nil {
-		return nil, fmt.Errorf("mongodb: find revoked sessions: %w", err)
-	}
-	var docs []struct {
-		ID        string    `bson:"_id"`
-		RevokedAt time.Time `bson:"revoked_at"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("mongodb: read revoked sessions: %w", err)
-	}
-	out := make([]auth.Revocation, len(docs))
-	for i, d := range docs {
-		out[i] = auth.Revocation{SessionID: d.ID, At: d.RevokedAt}
+		out[i] = f.ID
 	}
 	return out, nil
+}
+
+// Revoke marks the sessions ids ended, except those already ended.
+func (s *SessionStore) Revoke(ctx context.Context, ids []string, reason string, now time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := s.coll.UpdateMany(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "revoked_at", Value: nil}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: now}, {Key: "revoked_reason", Value: reason}}}})
+	if err != nil {
+		return fmt.Errorf("mongodb: revoke sessions: %w", err)
+	}
+	return nil
 }
 
 // DeleteEnded removes sessions that expired or were revoked before before.
@@ -206,6 +196,7 @@ func (d *sessionDoc) session() *auth.Session {
 		ID: d.ID, UserID: d.UserID, TokenHash: d.TokenHash, PrevHash: d.PrevHash,
 		RotatedAt: d.RotatedAt.UTC(), CreatedAt: d.CreatedAt.UTC(), LastUsedAt: d.LastUsedAt.UTC(),
 		ExpiresAt: d.ExpiresAt.UTC(), UserAgent: d.UserAgent, IP: d.IP, RevokedReason: d.RevokedReason,
+		CredentialStamp: d.CredStamp,
 	}
 	if d.RevokedAt != nil {
 		s.RevokedAt = d.RevokedAt.UTC()

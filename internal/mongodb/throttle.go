@@ -13,84 +13,85 @@ import (
 	"github.com/authgql/server/internal/auth"
 )
 
-// ThrottleStore keeps failed-login counts in the "login_throttles"
-// collection, shared by every instance.
+// ThrottleStore keeps password attempts in the "login_attempts" collection,
+// shared by every instance. Each attempt is its own document whose _id is
+// "<key>/<seq>" with seq zero-padded, so that the attempts of one key are one
+// range of _id, in order, and reserving an attempt is an insert against the
+// unique _id — atomic on MongoDB and on the embedded database alike.
 type ThrottleStore struct {
 	coll *mongo.Collection
 }
 
 var _ auth.ThrottleStore = (*ThrottleStore)(nil)
 
-type throttleDoc struct {
-	Key         string    `bson:"_id"`
-	Failures    int       `bson:"failures"`
-	LastFailure time.Time `bson:"last_failure"`
-	LockedUntil time.Time `bson:"locked_until"`
+type attemptDoc struct {
+	ID       string    `bson:"_id"`
+	Failures int       `bson:"failures"`
+	At       time.Time `bson:"at"`
 }
 
 // NewThrottleStore returns a ThrottleStore on db.
 func NewThrottleStore(ctx context.Context, db *mongo.Database) (*ThrottleStore, error) {
-	s := &ThrottleStore{coll: db.Collection("login_throttles")}
+	s := &ThrottleStore{coll: db.Collection("login_attempts")}
 	if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "last_failure", Value: 1}},
-		Options: options.Index().SetName("last_failure"),
+		Keys:    bson.D{{Key: "at", Value: 1}},
+		Options: options.Index().SetName("at"),
 	}); err != nil {
-		return nil, fmt.Errorf("mongodb: create index on login_throttles.last_failure: %w", err)
+		return nil, fmt.Errorf("mongodb: create index on login_attempts.at: %w", err)
 	}
 	return s, nil
 }
 
-// Get returns the record of key, or the zero Throttle.
-func (s *ThrottleStore) Get(ctx context.Context, key string) (auth.Throttle, error) {
-	var doc throttleDoc
-	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: key}}).Decode(&doc)
+func attemptID(key string, seq int64) string { return fmt.Sprintf("%s/%019d", key, seq) }
+
+// keyRange selects every attempt of key. Keys are hex, so the attempts of
+// key are exactly the _ids between key+"/" and key+"0" ('0' follows '/').
+func keyRange(key string) bson.D {
+	return bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: key + "/"}, {Key: "$lt", Value: key + "0"}}}}
+}
+
+// Last returns the newest attempt of key.
+func (s *ThrottleStore) Last(ctx context.Context, key string) (auth.Attempt, error) {
+	var doc attemptDoc
+	err := s.coll.FindOne(ctx, keyRange(key), options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return auth.Throttle{}, nil
+		return auth.Attempt{}, auth.ErrNotFound
 	}
 	if err != nil {
-		return auth.Throttle{}, fmt.Errorf("mongodb: find throttle: %w", err)
+		return auth.Attempt{}, fmt.Errorf("mongodb: find login attempt: %w", err)
 	}
-	return auth.Throttle{Failures: doc.Failures, LastFailure: doc.LastFailure.UTC(), LockedUntil: doc.LockedUntil.UTC()}, nil
+	var seq int64
+	if _, err := fmt.Sscanf(doc.ID[len(key)+1:], "%d", &seq); err != nil {
+		return auth.Attempt{}, fmt.Errorf("mongodb: login attempt %q: %w", doc.ID, err)
+	}
+	return auth.Attempt{Seq: seq, Failures: doc.Failures, At: doc.At.UTC()}, nil
 }
 
-// Fail counts one failure atomically (concurrent failures all count).
-func (s *ThrottleStore) Fail(ctx context.Context, key string, now time.Time) (int, error) {
-	var doc throttleDoc
-	err := s.coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: key}},
-		bson.D{
-			{Key: "$inc", Value: bson.D{{Key: "failures", Value: 1}}},
-			{Key: "$set", Value: bson.D{{Key: "last_failure", Value: now}}},
-		},
-		options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After)).Decode(&doc)
-	if err != nil {
-		return 0, fmt.Errorf("mongodb: count failure: %w", err)
+// Reserve inserts attempt a of key; a taken seq is auth.ErrDuplicate.
+func (s *ThrottleStore) Reserve(ctx context.Context, key string, a auth.Attempt) error {
+	_, err := s.coll.InsertOne(ctx, attemptDoc{ID: attemptID(key, a.Seq), Failures: a.Failures, At: a.At})
+	if mongo.IsDuplicateKeyError(err) {
+		return auth.ErrDuplicate
 	}
-	return doc.Failures, nil
-}
-
-// Lock refuses attempts on key until until.
-func (s *ThrottleStore) Lock(ctx context.Context, key string, until time.Time) error {
-	_, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "locked_until", Value: until}}}})
 	if err != nil {
-		return fmt.Errorf("mongodb: lock: %w", err)
+		return fmt.Errorf("mongodb: insert login attempt: %w", err)
 	}
 	return nil
 }
 
-// Reset forgets the failures of key.
+// Reset forgets the attempts of key.
 func (s *ThrottleStore) Reset(ctx context.Context, key string) error {
-	if _, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}}); err != nil {
-		return fmt.Errorf("mongodb: reset throttle: %w", err)
+	if _, err := s.coll.DeleteMany(ctx, keyRange(key)); err != nil {
+		return fmt.Errorf("mongodb: reset login attempts: %w", err)
 	}
 	return nil
 }
 
-// DeleteIdle removes records whose last failure is older than before.
+// DeleteIdle removes attempts made before before.
 func (s *ThrottleStore) DeleteIdle(ctx context.Context, before time.Time) (int64, error) {
-	res, err := s.coll.DeleteMany(ctx, bson.D{{Key: "last_failure", Value: bson.D{{Key: "$lt", Value: before}}}})
+	res, err := s.coll.DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}})
 	if err != nil {
-		return 0, fmt.Errorf("mongodb: delete idle throttles: %w", err)
+		return 0, fmt.Errorf("mongodb: delete idle login attempts: %w", err)
 	}
 	return res.DeletedCount, nil
 }

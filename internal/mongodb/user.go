@@ -33,6 +33,7 @@ type userDoc struct {
 	CreatedAt    time.Time     `bson:"created_at"`
 	Roles        []string      `bson:"roles"`
 	Disabled     bool          `bson:"disabled"`
+	CredStamp    string        `bson:"cred_stamp"`
 }
 
 // NewUserStore returns a UserStore on db, creating its indexes if needed.
@@ -70,6 +71,7 @@ func (s *UserStore) Create(ctx context.Context, u *auth.User) error {
 		CreatedAt:    u.CreatedAt,
 		Roles:        roleStrings(u.Roles),
 		Disabled:     u.Disabled,
+		CredStamp:    u.CredentialStamp,
 	}
 	if _, err := s.coll.InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
@@ -100,14 +102,16 @@ func (s *UserStore) ByEmailKey(ctx context.Context, key string) (*auth.User, err
 	return s.findOne(ctx, bson.D{{Key: "email_key", Value: key}})
 }
 
-// SetPasswordHash replaces the password hash of the user with id.
-func (s *UserStore) SetPasswordHash(ctx context.Context, id string, hash []byte) error {
+// SetPassword replaces the password hash and credential stamp of the user
+// with id while its hash is still from (atomic on MongoDB; the embedded
+// database does not isolate updates).
+func (s *UserStore) SetPassword(ctx context.Context, id string, from, hash []byte, stamp string) error {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
 		return auth.ErrNotFound
 	}
-	res, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "password_hash", Value: hash}}}})
+	res, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}, {Key: "password_hash", Value: from}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "password_hash", Value: hash}, {Key: "cred_stamp", Value: stamp}}}})
 	if err != nil {
 		return fmt.Errorf("mongodb: update password hash: %w", err)
 	}
@@ -161,7 +165,7 @@ func (s *UserStore) List(ctx context.Context, afterID, prefix string, limit int)
 	if afterID != "" {
 		oid, err := bson.ObjectIDFromHex(afterID)
 		if err != nil {
-			return nil, nil
+			return nil, auth.ErrNotFound
 		}
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: oid}}})
 	}
@@ -194,6 +198,8 @@ func (d *userDoc) user() *auth.User {
 		CreatedAt:    d.CreatedAt.UTC(),
 		Disabled:     d.Disabled,
 		Roles:        []auth.Role{auth.RoleUser},
+
+		CredentialStamp: d.CredStamp,
 	}
 	for _, r := range d.Roles {
 		if r := auth.Role(r); r != auth.RoleUser {

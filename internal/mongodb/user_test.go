@@ -58,11 +58,19 @@ func TestUserStoreRoundTrip(t *testing.T) {
 			t.Errorf("%s = %+v, want %+v", name, got, u)
 		}
 	}
-	if err := s.SetPasswordHash(t.Context(), u.ID, []byte("new")); err != nil {
+	if err := s.SetPassword(t.Context(), u.ID, u.PasswordHash, []byte("new"), "stamp-2"); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.ByID(t.Context(), u.ID); string(got.PasswordHash) != "new" {
-		t.Errorf("hash = %q, want new", got.PasswordHash)
+	if got, _ := s.ByID(t.Context(), u.ID); string(got.PasswordHash) != "new" || got.CredentialStamp != "stamp-2" {
+		t.Errorf("hash, stamp = %q, %q; want new, stamp-2", got.PasswordHash, got.CredentialStamp)
+	}
+	// Conditional on the hash: a change from a hash that is no longer stored
+	// (a password changed meanwhile) writes nothing.
+	if err := s.SetPassword(t.Context(), u.ID, u.PasswordHash, []byte("stale"), "stamp-3"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("change from a replaced hash: err = %v, want ErrNotFound", err)
+	}
+	if got, _ := s.ByID(t.Context(), u.ID); string(got.PasswordHash) != "new" || got.CredentialStamp != "stamp-2" {
+		t.Errorf("after a stale change: hash, stamp = %q, %q; want new, stamp-2", got.PasswordHash, got.CredentialStamp)
 	}
 }
 
@@ -74,7 +82,8 @@ func TestUserStoreNotFound(t *testing.T) {
 		"unknown name":   func() error { _, err := s.ByUsernameKey(t.Context(), "nobody"); return err }(),
 		"regex name":     func() error { _, err := s.ByUsernameKey(t.Context(), ".*"); return err }(),
 		"unknown email":  func() error { _, err := s.ByEmailKey(t.Context(), "x@example.com"); return err }(),
-		"set on unknown": s.SetPasswordHash(t.Context(), "6b0738865bf01e9636da7d8c", []byte("x")),
+		"set on unknown": s.SetPassword(t.Context(), "6b0738865bf01e9636da7d8c", []byte("a"), []byte("x"), "s"),
+		"bad cursor":     func() error { _, err := s.List(t.Context(), "not-an-id", "", 10); return err }(),
 	} {
 		if !errors.Is(err, auth.ErrNotFound) {
 			t.Errorf("%s: err = %v, want auth.ErrNotFound", name, err)

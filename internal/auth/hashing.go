@@ -1,0 +1,107 @@
+package auth
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// hasher runs bcrypt under a concurrency bound, so that a flood of password
+// checks queues briefly and then fails fast instead of slowing every request.
+// Two bounds: compute slots (bcrypt running at once) and twice as many
+// admissions (requests between their first database read and the end of their
+// hash), so that the next request's lookups overlap the current hashes and
+// the CPUs never idle between them, while a flood is still turned away before
+// it costs a query.
+type hasher struct {
+	cost    int
+	admit   chan struct{}
+	compute chan struct{}
+	timeout time.Duration
+	checks  atomic.Int64
+}
+
+func newHasher(cost, concurrency int, timeout time.Duration) *hasher {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	return &hasher{cost: cost, admit: make(chan struct{}, 2*concurrency), compute: make(chan struct{}, concurrency), timeout: timeout}
+}
+
+func errBusy() *Error { return rateLimited(ReasonBusy, time.Second) }
+
+func (h *hasher) acquire(ctx context.Context) error {
+	t := time.NewTimer(h.timeout)
+	defer t.Stop()
+	select {
+	case h.admit <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errBusy()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (h *hasher) release() { <-h.admit }
+
+// reserve takes a hashing slot for a caller that must do work (such as a
+// user lookup) before it knows what to compare: under a flood, requests are
+// then turned away before that work, not after.
+func (h *hasher) reserve(ctx context.Context) (release func(), err error) {
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(h.release) }, nil
+}
+
+// compareReserved is compare for a caller holding a slot from reserve.
+func (h *hasher) compareReserved(hash []byte, password string) bool {
+	var ok bool
+	h.background(func() { ok = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil })
+	return ok
+}
+
+// compare reports whether password matches hash; err is only for a full queue.
+func (h *hasher) compare(ctx context.Context, hash []byte, password string) (bool, error) {
+	if err := h.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer h.release()
+	return h.compareReserved(hash, password), nil
+}
+
+func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {
+	if err := h.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer h.release()
+	var out []byte
+	var err error
+	h.background(func() { out, err = bcrypt.GenerateFromPassword([]byte(password), h.cost) })
+	return out, err
+}
+
+// background runs fn on an OS thread of its own at a lower priority: a login
+// flood then takes only the CPU that requests such as me leave idle. (The
+// server also gives Go a processor per hashing slot beyond the CPU count, so
+// request goroutines never queue behind bcrypt for one.) The thread is never
+// unlocked, so it exits with the goroutine and its priority goes with it.
+func (h *hasher) background(fn func()) {
+	h.compute <- struct{}{} // admitted callers wait at most about one hash time here
+	defer func() { <-h.compute }()
+	h.checks.Add(1)
+	done := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		lowerThreadPriority()
+		fn()
+		close(done)
+	}()
+	<-done
+}

@@ -1,0 +1,75 @@
+package mongodb_test
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/authgql/server/internal/mongodb"
+)
+
+// Concurrent appends get distinct, gapless numbers on the embedded database
+// (where only inserts against a unique key are atomic), and a reader that asks
+// for what follows the last number it saw gets every entry once.
+func TestRevocationLogNumbersAreUniqueAndGapless(t *testing.T) {
+	l, err := mongodb.NewRevocationLog(t.Context(), testDB.Fresh(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if ok, err := l.Has(ctx, 1); err != nil || ok {
+		t.Fatalf("Has(1) on an empty log = %v, %v", ok, err)
+	}
+	const writers = 12
+	var wg sync.WaitGroup
+	seqs := make([]int64, writers)
+	for i := range writers {
+		wg.Go(func() {
+			seq, err := l.Append(ctx, []string{"s" + string(rune('a'+i))}, time.Now())
+			if err != nil {
+				t.Error(err)
+			}
+			seqs[i] = seq
+		})
+	}
+	wg.Wait()
+	slices.Sort(seqs)
+	for i, s := range seqs {
+		if s != int64(i+1) {
+			t.Fatalf("numbers = %v, want 1..%d", seqs, writers)
+		}
+	}
+	if ok, err := l.Has(ctx, writers); err != nil || !ok {
+		t.Fatalf("Has(%d) = %v, %v; want true", writers, ok, err)
+	}
+	var seen []string
+	var cursor int64
+	for {
+		entries, err := l.After(ctx, cursor, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Seq != cursor+1 {
+				t.Fatalf("entry %d after %d: out of order", e.Seq, cursor)
+			}
+			cursor = e.Seq
+			seen = append(seen, e.SessionIDs...)
+		}
+		if len(entries) < 5 {
+			break
+		}
+	}
+	if len(seen) != writers {
+		t.Fatalf("read %d session ids, want %d: %v", len(seen), writers, seen)
+	}
+	// Pruning by age removes old entries but keeps the newest, so numbering
+	// goes on above it and readers past it miss nothing.
+	if n, err := l.Prune(ctx, time.Now().Add(time.Minute)); err != nil || n != writers-1 {
+		t.Fatalf("Prune = %d, %v; want %d", n, err, writers-1)
+	}
+	if seq, err := l.Append(ctx, []string{"z"}, time.Now()); err != nil || seq != writers+1 {
+		t.Fatalf("append after prune = %d, %v; want %d", seq, err, writers+1)
+	}
+}
