@@ -91,10 +91,15 @@ type envOptions struct {
 	limits        auth.Limits
 	trusted       []netip.Prefix
 	docLimits     graph.Limits
+	// wrapUsers and wrapLog, when set, wrap the real stores (to hold a
+	// request at a chosen point, or to fail a write).
+	key       []byte // the service key (default: testSecret)
+	wrapUsers func(auth.UserStore) auth.UserStore
+	wrapLog   func(auth.RevocationLog) auth.RevocationLog
 }
 
 func defaultOptions() envOptions {
-	return envOptions{bcryptCost: bcrypt.MinCost, maxBody: 1 << 20, introspection: true, suggestions: true,
+	return envOptions{bcryptCost: bcrypt.MinCost, key: []byte(testSecret), maxBody: 1 << 20, introspection: true, suggestions: true,
 		reuseInterval: 10 * time.Second, syncInterval: 100 * time.Millisecond,
 		// No per-IP limits unless a test sets them: every request here comes from 127.0.0.1.
 		limits: auth.Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
@@ -136,6 +141,14 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatalf("NewRevocationLog: %v", err)
 	}
+	var userStore auth.UserStore = users
+	if o.wrapUsers != nil {
+		userStore = o.wrapUsers(users)
+	}
+	var revocationLog auth.RevocationLog = revocations
+	if o.wrapLog != nil {
+		revocationLog = o.wrapLog(revocations)
+	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, time.Now)
@@ -143,11 +156,11 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatalf("NewIssuer: %v", err)
 	}
 	clk := &clock{}
-	svc, err := auth.NewService(auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations}, issuer, auth.Settings{
+	svc, err := auth.NewService(auth.Stores{Users: userStore, Sessions: sessions, Throttles: throttles, Revocations: revocationLog}, issuer, auth.Settings{
 		BcryptCost:    o.bcryptCost,
 		RefreshTTL:    30 * 24 * time.Hour,
 		ReuseInterval: o.reuseInterval,
-		Key:           []byte(testSecret),
+		Key:           o.key,
 		UserCacheTTL:  2 * time.Second, // the production default
 		Limits:        o.limits,
 		Audit:         logger.With("log", "audit"),

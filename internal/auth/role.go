@@ -173,7 +173,10 @@ func (s *Service) keepAnAdmin(ctx context.Context) error {
 
 // undoIfNoAdmin re-counts after a demotion: two admins demoting each other at
 // once both pass keepAnAdmin, and without transactions the second write is
-// undone here instead.
+// undone here instead. Count, write and re-count are separate operations on
+// every database: the guard is a best effort against two admins acting in
+// the same instant (tested sequentially, and with two instances, on the
+// embedded database), not an atomic invariant.
 func (s *Service) undoIfNoAdmin(ctx context.Context, undo func() error) error {
 	n, err := s.users.CountActiveWithRole(ctx, RoleAdmin)
 	if err != nil {

@@ -131,6 +131,9 @@ func (s *UserStore) SetDisabled(ctx context.Context, id string, disabled bool) (
 	return s.update(ctx, id, bson.D{{Key: "disabled", Value: disabled}})
 }
 
+// update sets fields of one user. A plain $set of whole values: concurrent
+// updates of the same field end with one of the written values on either
+// database; nothing here counts or compares.
 func (s *UserStore) update(ctx context.Context, id string, set bson.D) (*auth.User, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {

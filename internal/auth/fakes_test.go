@@ -1,0 +1,357 @@
+package auth
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// In-memory fakes of the store interfaces, for domain rules that need no
+// database. Each is atomic under its mutex, like MongoDB; the embedded
+// database's weaker behaviour is tested in internal/mongodb and internal/api.
+
+type memUsers struct {
+	mu    sync.Mutex
+	byID  map[string]User
+	seq   int
+	onGet func() // called after each ByID read, outside the lock
+}
+
+func newMemUsers() *memUsers { return &memUsers{byID: map[string]User{}} }
+
+func (m *memUsers) Create(_ context.Context, u *User) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.byID {
+		if o.UsernameKey == u.UsernameKey || o.EmailKey == u.EmailKey {
+			return ErrDuplicate
+		}
+	}
+	m.seq++
+	u.ID = fmt.Sprintf("%024x", m.seq)
+	m.byID[u.ID] = *u
+	return nil
+}
+
+func (m *memUsers) ByID(_ context.Context, id string) (*User, error) {
+	m.mu.Lock()
+	u, ok := m.byID[id]
+	m.mu.Unlock()
+	if m.onGet != nil {
+		m.onGet()
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &u, nil
+}
+
+func (m *memUsers) find(match func(User) bool) (*User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, u := range m.byID {
+		if match(u) {
+			return &u, nil
+		}
+	}
+	return nil, ErrNotFound
+}
+
+func (m *memUsers) ByUsernameKey(_ context.Context, key string) (*User, error) {
+	return m.find(func(u User) bool { return u.UsernameKey == key })
+}
+
+func (m *memUsers) ByEmailKey(_ context.Context, key string) (*User, error) {
+	return m.find(func(u User) bool { return u.EmailKey == key })
+}
+
+func (m *memUsers) update(id string, f func(*User)) (*User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.byID[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	f(&u)
+	m.byID[id] = u
+	return &u, nil
+}
+
+func (m *memUsers) SetPassword(_ context.Context, id string, from, hash []byte, stamp string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.byID[id]
+	if !ok || string(u.PasswordHash) != string(from) {
+		return ErrNotFound
+	}
+	u.PasswordHash, u.CredentialStamp = hash, stamp
+	m.byID[id] = u
+	return nil
+}
+
+func (m *memUsers) SetRoles(_ context.Context, id string, roles []Role) (*User, error) {
+	return m.update(id, func(u *User) { u.Roles = roles })
+}
+
+func (m *memUsers) SetDisabled(_ context.Context, id string, disabled bool) (*User, error) {
+	return m.update(id, func(u *User) { u.Disabled = disabled })
+}
+
+func (m *memUsers) CountActiveWithRole(_ context.Context, r Role) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, u := range m.byID {
+		if !u.Disabled && u.HasRole(r) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memUsers) List(_ context.Context, afterID, prefix string, limit int) ([]*User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*User
+	for _, u := range m.byID {
+		if u.ID > afterID && (prefix == "" || strings.HasPrefix(u.UsernameKey, prefix) || strings.HasPrefix(u.EmailKey, prefix)) {
+			out = append(out, &u)
+		}
+	}
+	slices.SortFunc(out, func(a, b *User) int { return strings.Compare(a.ID, b.ID) })
+	return out[:min(limit, len(out))], nil
+}
+
+type memSessions struct {
+	mu   sync.Mutex
+	byID map[string]Session
+}
+
+func newMemSessions() *memSessions { return &memSessions{byID: map[string]Session{}} }
+
+func (m *memSessions) Create(_ context.Context, s *Session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.byID[s.ID] = *s
+	return nil
+}
+
+func (m *memSessions) ByID(_ context.Context, id string) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.byID[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &s, nil
+}
+
+func (m *memSessions) Rotate(_ context.Context, id string, r Rotation) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.byID[id]
+	if !ok || s.TokenHash != r.From || !s.Active(r.Now) {
+		return nil, ErrNotFound
+	}
+	s.PrevHash, s.TokenHash, s.RotatedAt, s.LastUsedAt, s.ExpiresAt = r.From, r.To, r.Now, r.Now, r.ExpiresAt
+	if r.Stamp != "" {
+		s.CredentialStamp = r.Stamp
+	}
+	m.byID[id] = s
+	return &s, nil
+}
+
+func (m *memSessions) Active(_ context.Context, userID string, now time.Time) ([]*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Session
+	for _, s := range m.byID {
+		if s.UserID == userID && s.Active(now) {
+			out = append(out, &s)
+		}
+	}
+	return out, nil
+}
+
+func (m *memSessions) ActiveIDs(_ context.Context, userID string, ids []string, except string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for id, s := range m.byID {
+		if s.UserID == userID && s.RevokedAt.IsZero() && id != except && (ids == nil || slices.Contains(ids, id)) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+func (m *memSessions) Revoke(_ context.Context, ids []string, reason string, now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		if s, ok := m.byID[id]; ok && s.RevokedAt.IsZero() {
+			s.RevokedAt, s.RevokedReason = now, reason
+			m.byID[id] = s
+		}
+	}
+	return nil
+}
+
+func (m *memSessions) DeleteEnded(context.Context, time.Time) (int64, error) { return 0, nil }
+
+type memThrottles struct {
+	mu       sync.Mutex
+	attempts map[string][]Attempt
+}
+
+func newMemThrottles() *memThrottles { return &memThrottles{attempts: map[string][]Attempt{}} }
+
+func (m *memThrottles) Last(_ context.Context, key string) (Attempt, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a := m.attempts[key]
+	if len(a) == 0 {
+		return Attempt{}, ErrNotFound
+	}
+	return a[len(a)-1], nil
+}
+
+func (m *memThrottles) Reserve(_ context.Context, key string, a Attempt) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, have := range m.attempts[key] {
+		if have.Seq == a.Seq {
+			return ErrDuplicate
+		}
+	}
+	m.attempts[key] = append(m.attempts[key], a)
+	return nil
+}
+
+func (m *memThrottles) Reset(_ context.Context, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.attempts, key)
+	return nil
+}
+
+func (m *memThrottles) DeleteIdle(context.Context, time.Time) (int64, error) { return 0, nil }
+
+type memLog struct {
+	mu      sync.Mutex
+	entries []RevocationEntry
+}
+
+func (m *memLog) Append(_ context.Context, ids []string, at time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seq := int64(len(m.entries) + 1)
+	m.entries = append(m.entries, RevocationEntry{Seq: seq, SessionIDs: ids, At: at})
+	return seq, nil
+}
+
+func (m *memLog) Has(_ context.Context, seq int64) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return seq >= 1 && seq <= int64(len(m.entries)), nil
+}
+
+func (m *memLog) After(_ context.Context, seq int64, limit int) ([]RevocationEntry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if seq >= int64(len(m.entries)) {
+		return nil, nil
+	}
+	rest := m.entries[seq:]
+	return slices.Clone(rest[:min(limit, len(rest))]), nil
+}
+
+func (m *memLog) Prune(context.Context, time.Time) (int64, error) { return 0, nil }
+
+// fakeTokens issues "userID|sessionID" tokens: the domain only needs them to
+// carry the session.
+type fakeTokens struct{ now func() time.Time }
+
+func (f fakeTokens) Issue(userID, sessionID string, roles []string) (AccessToken, error) {
+	return AccessToken{Value: userID + "|" + sessionID, ExpiresAt: f.now().Add(f.TTL()), TTL: f.TTL()}, nil
+}
+
+func (f fakeTokens) Verify(raw string) (Claims, error) {
+	u, s, ok := strings.Cut(raw, "|")
+	if !ok {
+		return Claims{}, ErrTokenInvalid
+	}
+	return Claims{UserID: u, SessionID: s}, nil
+}
+
+func (fakeTokens) TTL() time.Duration { return 15 * time.Minute }
+
+// testClock is a settable clock.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type fixture struct {
+	svc      *Service
+	users    *memUsers
+	sessions *memSessions
+	throttle *memThrottles
+	log      *memLog
+	clock    *testClock
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{users: newMemUsers(), sessions: newMemSessions(), throttle: newMemThrottles(), log: &memLog{}, clock: newTestClock()}
+	svc, err := NewService(Stores{Users: f.users, Sessions: f.sessions, Throttles: f.throttle, Revocations: f.log},
+		fakeTokens{f.clock.Now}, Settings{
+			BcryptCost: bcrypt.MinCost, RefreshTTL: 30 * 24 * time.Hour, ReuseInterval: 10 * time.Second,
+			Key: []byte("unit-test-key-0123456789abcdef-012345"), UserCacheTTL: 2 * time.Second,
+			Limits: Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
+				HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
+			Audit: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Now:   f.clock.Now,
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	return f
+}
+
+const fixturePassword = "correct horse battery"
+
+func (f *fixture) register(t *testing.T, name string) *Result {
+	t.Helper()
+	res, err := f.svc.Register(t.Context(), name, name+"@example.com", fixturePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// as returns a context authenticated with res's access token.
+func (f *fixture) as(t *testing.T, res *Result) context.Context {
+	t.Helper()
+	c, err := f.svc.VerifyAccessToken(res.AccessToken.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WithClaims(t.Context(), c)
+}
