@@ -30,6 +30,20 @@ package api_test
 //	operator injection, regex, unknown fields                              TestRegisterRejectsMalformedInput, TestLoginWithRegexAndOperatorInput
 //	database down, failures not counted, recovery when it returns          TestDatabaseDown, TestDatabaseComesBack
 //	audit log of logins                                                    TestAuditLog
+//
+// From the attack review of 2026-11-30 (race_test.go unless noted):
+//
+//	a login in flight survives changePassword / disableUser               TestLoginInFlightDiesWithPasswordChange, TestLoginInFlightDiesWithDisable
+//	one guess per lock window under parallel attempts; delays never shrink TestOneGuessPerLockWindow (+ auth TestParallelAttemptsGetOneGuessPerWindow)
+//	the throttle links a username to its email                             TestThrottleIsPerIdentifier
+//	reversible identifier hashes                                           TestIdentifierHashesAreKeyed
+//	a revocation missed by other instances (skew, late writes)             TestRevocationSeenDespiteSkewedClock, TestDelayedRevocationIsSeen
+//	revocation failing after a password change                             TestChangePasswordRetriesRevocation
+//	a tampered cursor                                                      TestTamperedCursor
+//	BOOTSTRAP_ADMINS granting at every start                               server_test.go TestAdminBootstrap (+ auth TestBootstrapAdminsOnlyWithoutAnAdmin)
+//	user cache storing a read older than an invalidation                   auth TestUserCacheDropsReadsOlderThanAnInvalidation
+//	unlimited IPv6 buckets                                                 auth TestIPv6ClientsShareTheir64, TestIPLimiterIsBounded
+//	atomicity on the embedded database (inserts only)                      mongodb TestThrottleReserveHasOneWinner, TestRevocationLogNumbersAreUniqueAndGapless
 
 import (
 	"encoding/json"
