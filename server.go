@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/authgql/server/graph"
@@ -54,11 +55,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stdout)
-	if getenv("GOMAXPROCS") == "" {
+	if getenv("GOMAXPROCS") == "" && !testing.Testing() {
 		// One Go processor per hashing slot on top of the CPUs: bcrypt runs on
 		// low-priority threads (see auth), and requests must not wait for a
-		// processor while it does.
-		runtime.GOMAXPROCS(runtime.NumCPU() + cfg.HashConcurrency)
+		// processor while it does. GOMAXPROCS(0) already respects a container's
+		// CPU limit; a test leaves its process alone.
+		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.HashConcurrency)
 	}
 
 	mongoURI := cfg.MongoURI
@@ -192,6 +194,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "env", cfg.Env,
 		"playground", cfg.Playground, "introspection", cfg.Introspection)
+	if cfg.AddrFile != "" {
+		if err := writeAddrFile(cfg.AddrFile, ln.Addr().String()); err != nil {
+			ln.Close()
+			return err
+		}
+		defer os.Remove(cfg.AddrFile)
+	}
 
 	serveErr := make(chan error, 1)
 	go func() {
@@ -310,4 +319,18 @@ func devSecret(dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("write development key: %w", err)
 	}
 	return []byte(s), nil
+}
+
+// writeAddrFile writes the address the server listens on (host:port and a
+// newline) to path, for whoever started it with PORT=0. The file appears
+// whole (written aside, then renamed), so a reader never sees half of it.
+func writeAddrFile(path, addr string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(addr+"\n"), 0o644); err != nil {
+		return fmt.Errorf("ADDR_FILE: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("ADDR_FILE: %w", err)
+	}
+	return nil
 }

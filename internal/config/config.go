@@ -59,6 +59,9 @@ type Config struct {
 	MaxHeaderBytes                                            int
 	TLSCertFile, TLSKeyFile                                   string
 	PprofAddr                                                 string // empty: no profiler
+	// AddrFile, when set, receives the address the server listens on (for
+	// PORT=0); it is removed at shutdown.
+	AddrFile string
 }
 
 // Rate is N requests per Per; the zero Rate means no limit.
@@ -118,6 +121,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TLSCertFile:       p.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:        p.str("TLS_KEY_FILE", ""),
 		PprofAddr:         p.str("PPROF_ADDR", ""),
+		AddrFile:          p.str("ADDR_FILE", ""),
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		p.fail("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither")
