@@ -104,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		logger.Warn("JWT_SECRET is not set: using a generated development key kept in DATA_DIR; set JWT_SECRET in production")
 	}
-	issuer, err := token.NewIssuer(secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, time.Now)
+	issuer, err := token.NewIssuer(secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, cfg.JWTClockSkew, time.Now)
 	if err != nil {
 		return err
 	}
@@ -115,9 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Key:           deriveKey(secret, "refresh-tokens"),
 		UserCacheTTL:  cfg.UserCacheTTL,
 		Limits: auth.Limits{
-			LoginPerIP:       auth.Rate(cfg.LoginRate),
-			RegisterPerIP:    auth.Rate(cfg.RegisterRate),
-			RefreshPerIP:     auth.Rate(cfg.RefreshRate),
+			LoginPerIP:       cfg.LoginRate,
+			RegisterPerIP:    cfg.RegisterRate,
+			RefreshPerIP:     cfg.RefreshRate,
 			ThrottleAfter:    cfg.ThrottleAfter,
 			ThrottleBase:     cfg.ThrottleBase,
 			ThrottleMax:      cfg.ThrottleMax,

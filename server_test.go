@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -46,16 +45,19 @@ func fakeEnv(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
-
 // start runs the server with env until the test ends and returns its base URL
-// and a function that stops it and returns run's error.
+// and a function that stops it and returns run's error. The address comes
+// from ADDR_FILE, the one way every client of PORT=0 learns it.
 func start(t *testing.T, env map[string]string) (string, *syncBuffer, func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"server"}, fakeEnv(env), out, out) }()
+	withAddr := map[string]string{"ADDR_FILE": filepath.Join(t.TempDir(), "addr")}
+	for k, v := range env {
+		withAddr[k] = v
+	}
+	go func() { done <- run(ctx, []string{"server"}, fakeEnv(withAddr), out, out) }()
 	stop := func() error {
 		cancel()
 		select {
@@ -72,10 +74,11 @@ func start(t *testing.T, env map[string]string) (string, *syncBuffer, func() err
 			t.Fatalf("run returned early: %v\n%s", err, out.String())
 		default:
 		}
-		if m := listenRE.FindStringSubmatch(out.String()); m != nil {
-			base := "http://" + m[1]
+		if b, err := os.ReadFile(withAddr["ADDR_FILE"]); err == nil {
+			addr := strings.TrimSpace(string(b))
+			base := "http://" + addr
 			if env["TLS_CERT_FILE"] != "" {
-				return "https://" + m[1], out, stop
+				return "https://" + addr, out, stop
 			}
 			waitHealthy(t, base)
 			return base, out, stop
@@ -426,5 +429,57 @@ func TestAdminBootstrap(t *testing.T) {
 	}()
 	if isAdmin(base, "ghost") {
 		t.Error("a listed name registered later became ADMIN at restart")
+	}
+}
+
+// A front-end developer watching their refresh logic: ACCESS_TOKEN_TTL=2s and
+// JWT_CLOCK_SKEW=0s start in development, and an issued token is refused
+// about 2 s later.
+func TestShortAccessTokenInDevelopment(t *testing.T) {
+	env := map[string]string{"PORT": "0", "HOST": "127.0.0.1", "DATA_DIR": t.TempDir(), "BCRYPT_COST": "10",
+		"ACCESS_TOKEN_TTL": "2s", "JWT_CLOCK_SKEW": "0s"}
+	base, _, stop := start(t, env)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	res := gql(t, base, "", `mutation { register(input: {username: "dev", email: "dev@example.com", password: "`+fixturePassword+`"}) { accessToken expiresIn } }`, nil)
+	tok := field(t, res, "register", "accessToken")
+	if n := res["data"].(map[string]any)["register"].(map[string]any)["expiresIn"]; n != float64(2) {
+		t.Fatalf("expiresIn = %v, want 2", n)
+	}
+	issued := time.Now()
+	if r := gql(t, base, tok, `{ me { id } }`, nil); r["errors"] != nil {
+		t.Fatalf("fresh token refused: %v", r)
+	}
+	for {
+		r := gql(t, base, tok, `{ me { id } }`, nil)
+		if r["errors"] != nil {
+			reason := r["errors"].([]any)[0].(map[string]any)["extensions"].(map[string]any)["reason"]
+			if reason != "token_expired" {
+				t.Fatalf("refused with %v, want token_expired", r)
+			}
+			// exp has one-second resolution: refused between 1 and 3 s after issue.
+			if d := time.Since(issued); d < time.Second || d > 3*time.Second {
+				t.Fatalf("refused %v after issue, want about 2s", d)
+			}
+			return
+		}
+		if time.Since(issued) > 5*time.Second {
+			t.Fatal("a 2s token is still accepted after 5s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Production keeps its floors and says why.
+func TestShortAccessTokenRefusedInProduction(t *testing.T) {
+	var out bytes.Buffer
+	err := run(t.Context(), []string{"server"}, fakeEnv(map[string]string{
+		"APP_ENV": "production", "JWT_SECRET": strings.Repeat("k", 32), "MONGODB_URI": "mongodb://127.0.0.1:1",
+		"ACCESS_TOKEN_TTL": "2s"}), &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "ACCESS_TOKEN_TTL must be at least 1m0s in production") {
+		t.Fatalf("run = %v, want the production floor named", err)
 	}
 }

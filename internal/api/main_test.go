@@ -151,7 +151,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, time.Now)
+	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, 30*time.Second, time.Now)
 	if err != nil {
 		t.Fatalf("NewIssuer: %v", err)
 	}

@@ -98,7 +98,7 @@ func TestSyncReadsByNumberNotTime(t *testing.T) {
 		}
 	}
 	// Forgotten an access token's lifetime after this instance learnt of it.
-	f.clock.Advance(f.svc.tokens.TTL() + tokenLeeway + time.Second)
+	f.clock.Advance(f.svc.horizon() + time.Second)
 	if err := f.svc.Sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}

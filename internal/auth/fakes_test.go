@@ -293,7 +293,8 @@ func (f fakeTokens) Verify(raw string) (Claims, error) {
 	return Claims{UserID: u, SessionID: s}, nil
 }
 
-func (fakeTokens) TTL() time.Duration { return 15 * time.Minute }
+func (fakeTokens) TTL() time.Duration    { return 15 * time.Minute }
+func (fakeTokens) Leeway() time.Duration { return 30 * time.Second }
 
 // testClock is a settable clock.
 type testClock struct{ ns atomic.Int64 }

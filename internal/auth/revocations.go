@@ -131,7 +131,7 @@ func (s *Service) Sync(ctx context.Context) error {
 			return fmt.Errorf("auth: read revocation log: %w", err)
 		}
 		if !ok {
-			s.revoked.prune(s.now().Add(-s.tokens.TTL() - tokenLeeway))
+			s.revoked.prune(s.now().Add(-s.horizon()))
 			return nil
 		}
 	}
@@ -145,7 +145,7 @@ func (s *Service) Sync(ctx context.Context) error {
 			break
 		}
 	}
-	s.revoked.prune(s.now().Add(-s.tokens.TTL() - tokenLeeway))
+	s.revoked.prune(s.now().Add(-s.horizon()))
 	return nil
 }
 
@@ -190,5 +190,8 @@ func (s *Service) revokeUntilDone(ctx context.Context, userID string, ids []stri
 	}
 }
 
-// tokenLeeway covers the clock skew the token verifier accepts, with margin.
-const tokenLeeway = time.Minute
+// horizon is how long after its revocation a session's access tokens may
+// still be accepted: their lifetime, the verifier's leeway, and a second.
+func (s *Service) horizon() time.Duration {
+	return s.tokens.TTL() + s.tokens.Leeway() + time.Second
+}

@@ -249,7 +249,7 @@ func (s *Service) Run(ctx context.Context, logger *slog.Logger, every time.Durat
 			if _, err := s.throttles.DeleteIdle(ctx, now.Add(-throttleIdle)); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, "auth: sweeping login throttles failed", "err", err)
 			}
-			if _, err := s.revocationLog.Prune(ctx, now.Add(-s.tokens.TTL()-tokenLeeway-logMargin)); err != nil && ctx.Err() == nil {
+			if _, err := s.revocationLog.Prune(ctx, now.Add(-s.horizon()-logMargin)); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, "auth: pruning the revocation log failed", "err", err)
 			}
 			for _, l := range s.perIP {

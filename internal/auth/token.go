@@ -25,6 +25,8 @@ type TokenIssuer interface {
 	Issue(userID, sessionID string, roles []string) (AccessToken, error)
 	Verify(raw string) (Claims, error)
 	TTL() time.Duration
+	// Leeway is how long past its expiry a token is still accepted.
+	Leeway() time.Duration
 }
 
 // Token verification errors, shared by every verifier.

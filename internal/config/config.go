@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/token"
 )
 
 // Config is every setting of the server. Only server.go reads it; everything
@@ -27,6 +30,7 @@ type Config struct {
 	JWTIssuer      string
 	JWTAudience    string
 	AccessTokenTTL time.Duration
+	JWTClockSkew   time.Duration // leeway for exp, nbf and iat
 	BcryptCost     int
 
 	RefreshTokenTTL      time.Duration // sliding lifetime of a session
@@ -47,7 +51,7 @@ type Config struct {
 	Playground       bool
 
 	// Abuse limits. A zero Rate is unlimited.
-	LoginRate, RegisterRate, RefreshRate Rate
+	LoginRate, RegisterRate, RefreshRate auth.Rate
 	TrustedProxies                       []netip.Prefix
 	ThrottleAfter                        int
 	ThrottleBase, ThrottleMax            time.Duration
@@ -64,23 +68,17 @@ type Config struct {
 	AddrFile string
 }
 
-// Rate is N requests per Per; the zero Rate means no limit.
-type Rate struct {
-	N   int
-	Per time.Duration
-}
-
 // Production reports whether the server runs with production defaults.
 func (c Config) Production() bool { return c.Env == "production" }
-
-const minSecretBytes = 32
 
 // Load parses, defaults and validates the configuration, reporting every
 // problem at once.
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
+	env := p.oneOf("APP_ENV", "development", "development", "production")
+	p.prod = env == "production"
 	c := Config{
-		Env:                  p.oneOf("APP_ENV", "development", "development", "production"),
+		Env:                  env,
 		Port:                 p.intRange("PORT", 8080, 0, 65535),
 		MongoURI:             p.str("MONGODB_URI", ""),
 		MongoDatabase:        p.str("MONGODB_DATABASE", "authgql"),
@@ -88,9 +86,10 @@ func Load(getenv func(string) string) (Config, error) {
 		JWTSecret:            []byte(getenv("JWT_SECRET")),
 		JWTIssuer:            p.str("JWT_ISSUER", "authgql"),
 		JWTAudience:          p.str("JWT_AUDIENCE", "authgql"),
-		AccessTokenTTL:       p.duration("ACCESS_TOKEN_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
+		AccessTokenTTL:       p.ttl("ACCESS_TOKEN_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
+		JWTClockSkew:         p.duration("JWT_CLOCK_SKEW", 30*time.Second, 0, 5*time.Minute),
 		BcryptCost:           p.intRange("BCRYPT_COST", 12, 10, 15),
-		RefreshTokenTTL:      p.duration("REFRESH_TOKEN_TTL", 30*24*time.Hour, time.Hour, 365*24*time.Hour),
+		RefreshTokenTTL:      p.ttl("REFRESH_TOKEN_TTL", 30*24*time.Hour, time.Hour, 365*24*time.Hour),
 		RefreshReuseInterval: p.duration("REFRESH_REUSE_INTERVAL", 10*time.Second, 0, time.Minute),
 		RevocationSync:       p.duration("REVOCATION_SYNC_INTERVAL", time.Second, 100*time.Millisecond, 10*time.Second),
 		CORSAllowedOrigins:   p.list("CORS_ALLOWED_ORIGINS"),
@@ -103,9 +102,9 @@ func Load(getenv func(string) string) (Config, error) {
 		DepthLimit:           p.intRange("GRAPHQL_DEPTH_LIMIT", 15, 2, 100),
 		AliasLimit:           p.intRange("GRAPHQL_ALIAS_LIMIT", 20, 0, 10000),
 
-		LoginRate:        p.rate("RATE_LIMIT_LOGIN", Rate{30, time.Minute}),
-		RegisterRate:     p.rate("RATE_LIMIT_REGISTER", Rate{20, 10 * time.Minute}),
-		RefreshRate:      p.rate("RATE_LIMIT_REFRESH", Rate{60, time.Minute}),
+		LoginRate:        p.rate("RATE_LIMIT_LOGIN", auth.Rate{N: 30, Per: time.Minute}),
+		RegisterRate:     p.rate("RATE_LIMIT_REGISTER", auth.Rate{N: 20, Per: 10 * time.Minute}),
+		RefreshRate:      p.rate("RATE_LIMIT_REFRESH", auth.Rate{N: 60, Per: time.Minute}),
 		TrustedProxies:   p.prefixes("TRUSTED_PROXIES"),
 		ThrottleAfter:    p.intRange("LOGIN_THROTTLE_AFTER", 5, 1, 1000),
 		ThrottleBase:     p.duration("LOGIN_THROTTLE_BASE", time.Second, 10*time.Millisecond, time.Hour),
@@ -138,12 +137,12 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Playground && !c.Introspection {
 		p.fail("GRAPHQL_PLAYGROUND needs GRAPHQL_INTROSPECTION: the Playground loads the schema by introspection")
 	}
-	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < minSecretBytes {
-		p.fail(fmt.Sprintf("JWT_SECRET must be at least %d bytes", minSecretBytes))
+	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < token.MinSecretBytes {
+		p.fail(fmt.Sprintf("JWT_SECRET must be at least %d bytes", token.MinSecretBytes))
 	}
 	if prod {
 		if len(c.JWTSecret) == 0 {
-			p.fail(fmt.Sprintf("JWT_SECRET is required in production (at least %d random bytes)", minSecretBytes))
+			p.fail(fmt.Sprintf("JWT_SECRET is required in production (at least %d random bytes)", token.MinSecretBytes))
 		}
 		if c.MongoURI == "" {
 			p.fail("MONGODB_URI is required in production (the embedded database is for development)")
@@ -168,6 +167,7 @@ func Load(getenv func(string) string) (Config, error) {
 
 type parser struct {
 	getenv func(string) string
+	prod   bool
 	errs   []error
 }
 
@@ -217,6 +217,24 @@ func (p *parser) duration(key string, def, lo, hi time.Duration) time.Duration {
 	return d
 }
 
+// devFloor is the shortest lifetime any setting takes in development, where a
+// front-end developer wants to watch a token expire and be refreshed.
+const devFloor = time.Second
+
+// ttl is duration for lifetimes: in development they may be as short as
+// devFloor; production keeps prodLo and says so.
+func (p *parser) ttl(key string, def, prodLo, hi time.Duration) time.Duration {
+	if !p.prod {
+		return p.duration(key, def, devFloor, hi)
+	}
+	v := p.str(key, "")
+	if d, err := time.ParseDuration(v); err == nil && d >= devFloor && d < prodLo {
+		p.fail(fmt.Sprintf("%s must be at least %s in production (development allows down to %s), got %q", key, prodLo, devFloor, v))
+		return def
+	}
+	return p.duration(key, def, prodLo, hi)
+}
+
 func (p *parser) boolean(key string, def bool) bool {
 	v := p.str(key, "")
 	if v == "" {
@@ -241,13 +259,13 @@ func (p *parser) list(key string) []string {
 }
 
 // rate parses "N/duration" (e.g. 30/1m) or "off".
-func (p *parser) rate(key string, def Rate) Rate {
+func (p *parser) rate(key string, def auth.Rate) auth.Rate {
 	v := p.str(key, "")
 	if v == "" {
 		return def
 	}
 	if v == "off" {
-		return Rate{}
+		return auth.Rate{}
 	}
 	n, per, ok := strings.Cut(v, "/")
 	count, err1 := strconv.Atoi(n)
@@ -256,7 +274,7 @@ func (p *parser) rate(key string, def Rate) Rate {
 		p.fail(fmt.Sprintf("%s must be like 30/1m (requests per duration, at least 1s) or off, got %q", key, v))
 		return def
 	}
-	return Rate{N: count, Per: d}
+	return auth.Rate{N: count, Per: d}
 }
 
 // prefixes parses a comma-separated list of IP addresses and CIDR ranges.

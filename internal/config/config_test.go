@@ -297,7 +297,10 @@ func TestLoadBadValue(t *testing.T) {
 		{"PORT with suffix", "PORT", "80x"},
 		{"ACCESS_TOKEN_TTL without unit", "ACCESS_TOKEN_TTL", "15"},
 		{"ACCESS_TOKEN_TTL not a duration", "ACCESS_TOKEN_TTL", "forever"},
-		{"ACCESS_TOKEN_TTL too short", "ACCESS_TOKEN_TTL", "30s"},
+		{"ACCESS_TOKEN_TTL too short even in development", "ACCESS_TOKEN_TTL", "500ms"},
+		{"REFRESH_TOKEN_TTL too short even in development", "REFRESH_TOKEN_TTL", "0s"},
+		{"JWT_CLOCK_SKEW negative", "JWT_CLOCK_SKEW", "-1s"},
+		{"JWT_CLOCK_SKEW too long", "JWT_CLOCK_SKEW", "6m"},
 		{"ACCESS_TOKEN_TTL too long", "ACCESS_TOKEN_TTL", "25h"},
 		{"ACCESS_TOKEN_TTL negative", "ACCESS_TOKEN_TTL", "-15m"},
 		{"LOG_LEVEL unknown", "LOG_LEVEL", "verbose"},
@@ -498,5 +501,25 @@ func TestLoadEmptyNames(t *testing.T) {
 	if c.JWTIssuer != "authgql" || c.JWTAudience != "authgql" || c.MongoDatabase != "authgql" {
 		t.Errorf("JWTIssuer, JWTAudience, MongoDatabase: got %q, %q, %q, want the defaults",
 			c.JWTIssuer, c.JWTAudience, c.MongoDatabase)
+	}
+}
+
+// Short lifetimes are for watching a client's refresh logic work: allowed
+// down to 1s in development, refused in production with the reason.
+func TestShortLifetimesInDevelopmentOnly(t *testing.T) {
+	c := load(t, map[string]string{"ACCESS_TOKEN_TTL": "2s", "REFRESH_TOKEN_TTL": "10s", "JWT_CLOCK_SKEW": "0s"})
+	if c.AccessTokenTTL != 2*time.Second || c.RefreshTokenTTL != 10*time.Second || c.JWTClockSkew != 0 {
+		t.Errorf("development: got %v, %v, %v; want 2s, 10s, 0s", c.AccessTokenTTL, c.RefreshTokenTTL, c.JWTClockSkew)
+	}
+	if got := load(t, nil).JWTClockSkew; got != 30*time.Second {
+		t.Errorf("JWT_CLOCK_SKEW default: got %v, want 30s", got)
+	}
+	msg := loadErr(t, prodEnv(map[string]string{"ACCESS_TOKEN_TTL": "2s"}), "ACCESS_TOKEN_TTL", "at least 1m0s in production", `"2s"`)
+	if !strings.Contains(msg, "development allows") {
+		t.Errorf("the production error does not say development allows it: %s", msg)
+	}
+	loadErr(t, prodEnv(map[string]string{"REFRESH_TOKEN_TTL": "30m"}), "REFRESH_TOKEN_TTL", "at least 1h0m0s in production")
+	if got := load(t, prodEnv(map[string]string{"ACCESS_TOKEN_TTL": "1m"})).AccessTokenTTL; got != time.Minute {
+		t.Errorf("production at the floor: got %v, want 1m", got)
 	}
 }

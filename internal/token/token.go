@@ -19,8 +19,6 @@ const (
 	MinSecretBytes = 32
 	// MaxTokenBytes bounds the work spent on a presented token.
 	MaxTokenBytes = 4096
-	// leeway absorbs clock skew between instances for exp, nbf and iat.
-	leeway = 30 * time.Second
 	// typ marks access tokens (RFC 9068) so no other token can stand in for one.
 	typ = "at+jwt"
 )
@@ -33,23 +31,27 @@ type Issuer struct {
 	issuer   string
 	audience string
 	ttl      time.Duration
+	skew     time.Duration
 	now      func() time.Time
 	parser   *jwt.Parser
 }
 
 // NewIssuer returns an Issuer. It refuses a secret shorter than MinSecretBytes.
-func NewIssuer(secret []byte, issuer, audience string, ttl time.Duration, now func() time.Time) (*Issuer, error) {
+// skew is the leeway allowed for exp, nbf and iat (clock skew between the
+// instances that issue and verify).
+func NewIssuer(secret []byte, issuer, audience string, ttl, skew time.Duration, now func() time.Time) (*Issuer, error) {
 	if len(secret) < MinSecretBytes {
 		return nil, fmt.Errorf("token: secret must be at least %d bytes", MinSecretBytes)
 	}
-	if issuer == "" || audience == "" || ttl <= 0 {
-		return nil, errors.New("token: issuer, audience and a positive ttl are required")
+	if issuer == "" || audience == "" || ttl <= 0 || skew < 0 {
+		return nil, errors.New("token: issuer, audience, a positive ttl and a skew of zero or more are required")
 	}
 	return &Issuer{
 		secret:   secret,
 		issuer:   issuer,
 		audience: audience,
 		ttl:      ttl,
+		skew:     skew,
 		now:      now,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{method.Alg()}),
@@ -57,7 +59,7 @@ func NewIssuer(secret []byte, issuer, audience string, ttl time.Duration, now fu
 			jwt.WithAudience(audience),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
-			jwt.WithLeeway(leeway),
+			jwt.WithLeeway(skew),
 			jwt.WithTimeFunc(now),
 			jwt.WithStrictDecoding(),
 		),
@@ -66,6 +68,9 @@ func NewIssuer(secret []byte, issuer, audience string, ttl time.Duration, now fu
 
 // TTL is how long an issued token is valid.
 func (i *Issuer) TTL() time.Duration { return i.ttl }
+
+// Leeway is how long past its expiry a token is still accepted.
+func (i *Issuer) Leeway() time.Duration { return i.skew }
 
 // accessClaims are the claims of an access token: the registered ones and the
 // session the token belongs to, so that revoking the session cuts the token.

@@ -51,7 +51,7 @@ func clockAt(at time.Time) func() time.Time {
 // newIssuer returns an Issuer over secret whose clock always reads now.
 func newIssuer(t *testing.T, now time.Time) *token.Issuer {
 	t.Helper()
-	iss, err := token.NewIssuer(secret, testIssuer, testAudience, testTTL, clockAt(now))
+	iss, err := token.NewIssuer(secret, testIssuer, testAudience, testTTL, 30*time.Second, clockAt(now))
 	if err != nil {
 		t.Fatalf("NewIssuer: %v", err)
 	}
@@ -740,7 +740,7 @@ func TestNewIssuer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			iss, err := token.NewIssuer(tt.secret, tt.issuer, tt.audience, tt.ttl, clockAt(t0))
+			iss, err := token.NewIssuer(tt.secret, tt.issuer, tt.audience, tt.ttl, 30*time.Second, clockAt(t0))
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("NewIssuer: got no error, want one")
@@ -781,7 +781,7 @@ func TestVerifyOtherIssuerConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			iss, err := token.NewIssuer(tt.secret, tt.issuer, tt.audience, testTTL, clockAt(t0))
+			iss, err := token.NewIssuer(tt.secret, tt.issuer, tt.audience, testTTL, 30*time.Second, clockAt(t0))
 			if err != nil {
 				t.Fatalf("NewIssuer: %v", err)
 			}
