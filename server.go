@@ -6,37 +6,27 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/authgql/server/graph"
-	"github.com/authgql/server/internal/api"
+	"github.com/authgql/server/internal/app"
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/devdb"
 	"github.com/authgql/server/internal/mongodb"
-	"github.com/authgql/server/internal/playground"
-	"github.com/authgql/server/internal/token"
 )
 
 func main() {
@@ -49,6 +39,8 @@ func main() {
 }
 
 // run starts the server and serves until ctx ends, then shuts down gracefully.
+// It does only what belongs to a process: environment, signals, listeners and
+// shutdown; internal/app builds the server itself.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -62,7 +54,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// CPU limit; a test leaves its process alone.
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.HashConcurrency)
 	}
-
 	mongoURI := cfg.MongoURI
 	if mongoURI == "" {
 		db, err := devdb.Start(filepath.Join(cfg.DataDir, "db"), ferretLogger(cfg, logger))
@@ -79,98 +70,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer func() { _ = client.Disconnect(context.Background()) }()
-	db := client.Database(cfg.MongoDatabase)
-	users, err := mongodb.NewUserStore(ctx, db)
-	if err != nil {
-		return err
-	}
-	sessions, err := mongodb.NewSessionStore(ctx, db)
-	if err != nil {
-		return err
-	}
-	throttles, err := mongodb.NewThrottleStore(ctx, db)
-	if err != nil {
-		return err
-	}
-	revocations, err := mongodb.NewRevocationLog(ctx, db)
-	if err != nil {
-		return err
-	}
-
-	secret := cfg.JWTSecret
-	if len(secret) == 0 {
-		if secret, err = devSecret(cfg.DataDir); err != nil {
+	if len(cfg.JWTSecret) == 0 {
+		if cfg.JWTSecret, err = devSecret(cfg.DataDir); err != nil {
 			return err
 		}
 		logger.Warn("JWT_SECRET is not set: using a generated development key kept in DATA_DIR; set JWT_SECRET in production")
 	}
-	issuer, err := token.NewIssuer(secret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, cfg.JWTClockSkew, time.Now)
-	if err != nil {
-		return err
-	}
-	svc, err := auth.NewService(auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations}, issuer, auth.Settings{
-		BcryptCost:    cfg.BcryptCost,
-		RefreshTTL:    cfg.RefreshTokenTTL,
-		ReuseInterval: cfg.RefreshReuseInterval,
-		Key:           deriveKey(secret, "refresh-tokens"),
-		UserCacheTTL:  cfg.UserCacheTTL,
-		Limits: auth.Limits{
-			LoginPerIP:       cfg.LoginRate,
-			RegisterPerIP:    cfg.RegisterRate,
-			RefreshPerIP:     cfg.RefreshRate,
-			ThrottleAfter:    cfg.ThrottleAfter,
-			ThrottleBase:     cfg.ThrottleBase,
-			ThrottleMax:      cfg.ThrottleMax,
-			HashConcurrency:  cfg.HashConcurrency,
-			HashQueueTimeout: cfg.HashQueueTimeout,
-		},
-		Audit: logger.With("log", "audit"),
-		Now:   time.Now,
-	})
+	a, err := app.New(ctx, app.Deps{Config: cfg, Logger: logger, DB: client.Database(cfg.MongoDatabase), Now: time.Now})
 	if err != nil {
 		return err
 	}
 	if len(args) > 1 && args[1] == "admin" {
-		return runAdmin(ctx, svc, args[2:], stdout)
+		return runAdmin(ctx, a.Auth, args[2:], stdout)
 	}
-	outcomes, err := svc.BootstrapAdmins(ctx, cfg.BootstrapAdmins)
-	if err != nil {
+	if err := bootstrapAdmins(ctx, a.Auth, cfg.BootstrapAdmins, logger); err != nil {
 		return err
 	}
-	for _, o := range outcomes {
-		if o.Granted {
-			logger.Info("BOOTSTRAP_ADMINS: granted ADMIN (no enabled ADMIN existed)", "username", o.Username)
-		} else {
-			logger.Warn("BOOTSTRAP_ADMINS: skipped", "username", o.Username, "reason", o.Reason)
+	loops, stopLoops := context.WithCancel(context.Background())
+	defer stopLoops()
+	go a.Run(loops)
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, logger)
+		if err != nil {
+			return err
 		}
+		defer stopPprof()
 	}
-	// Revocations made by other instances before this one started count too.
-	if err := svc.Sync(ctx); err != nil {
-		return err
-	}
-	syncCtx, stopSync := context.WithCancel(context.Background())
-	defer stopSync()
-	go svc.Run(syncCtx, logger, cfg.RevocationSync)
-	gql := graph.NewHandler(svc, logger, graph.Limits{
-		ParserTokens:  cfg.ParserTokenLimit,
-		Complexity:    cfg.ComplexityLimit,
-		Depth:         cfg.DepthLimit,
-		Aliases:       cfg.AliasLimit,
-		Introspection: cfg.Introspection,
-		Suggestions:   !cfg.Production(),
-	})
-	var pg http.Handler
-	if cfg.Playground {
-		pg = playground.New("authgql", "/query")
-	}
-	useTLS := cfg.TLSCertFile != ""
-	handler := api.NewServer(logger, svc, gql, mongodb.NewPinger(client), pg, api.Options{
-		CORSOrigins:    cfg.CORSAllowedOrigins,
-		MaxBody:        cfg.MaxBodyBytes,
-		TrustedProxies: cfg.TrustedProxies,
-		HSTS:           useTLS,
-	})
+	return serve(ctx, cfg, a.Handler, logger)
+}
 
+// serve listens and serves handler until ctx ends, then shuts down.
+func serve(ctx context.Context, cfg config.Config, handler http.Handler, logger *slog.Logger) error {
+	useTLS := cfg.TLSCertFile != ""
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -180,13 +111,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	if cfg.PprofAddr != "" {
-		stopPprof, err := servePprof(cfg.PprofAddr, logger)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -201,7 +125,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer os.Remove(cfg.AddrFile)
 	}
-
 	serveErr := make(chan error, 1)
 	go func() {
 		if useTLS {
@@ -220,6 +143,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// bootstrapAdmins applies BOOTSTRAP_ADMINS (only while no enabled ADMIN
+// exists) and logs what it did with each name.
+func bootstrapAdmins(ctx context.Context, svc *auth.Service, names []string, logger *slog.Logger) error {
+	outcomes, err := svc.BootstrapAdmins(ctx, names)
+	if err != nil {
+		return err
+	}
+	for _, o := range outcomes {
+		if o.Granted {
+			logger.Info("BOOTSTRAP_ADMINS: granted ADMIN (no enabled ADMIN existed)", "username", o.Username)
+		} else {
+			logger.Warn("BOOTSTRAP_ADMINS: skipped", "username", o.Username, "reason", o.Reason)
+		}
 	}
 	return nil
 }
@@ -258,67 +198,6 @@ func ferretLogger(cfg config.Config, logger *slog.Logger) *slog.Logger {
 		return logger.With("component", "ferretdb")
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-// servePprof serves Go's profiler on its own listener (never the public
-// port), for PPROF_ADDR such as 127.0.0.1:6060.
-func servePprof(addr string, logger *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("pprof listen: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	logger.Warn("pprof is served", "addr", ln.Addr().String())
-	return func() { _ = srv.Close() }, nil
-}
-
-// deriveKey gives each use of the one configured secret a key of its own.
-func deriveKey(secret []byte, purpose string) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("authgql/" + purpose))
-	return m.Sum(nil)
-}
-
-// devSecret returns the development signing key kept in dataDir, creating a
-// random 256-bit one (mode 0600) the first time.
-func devSecret(dataDir string) ([]byte, error) {
-	path := filepath.Join(dataDir, "jwt-secret")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		s := strings.TrimSpace(string(b))
-		if len(s) < token.MinSecretBytes {
-			return nil, fmt.Errorf("%s holds a key shorter than %d bytes: delete it to generate a new one", path, token.MinSecretBytes)
-		}
-		return []byte(s), nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("read development key: %w", err)
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create DATA_DIR: %w", err)
-	}
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	s := hex.EncodeToString(key)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("create development key: %w", err)
-	}
-	if _, err := f.WriteString(s + "\n"); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write development key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("write development key: %w", err)
-	}
-	return []byte(s), nil
 }
 
 // writeAddrFile writes the address the server listens on (host:port and a

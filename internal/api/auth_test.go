@@ -231,7 +231,7 @@ func TestLoginFailuresAreIdentical(t *testing.T) {
 // unknown user answers about 50 times faster; the bound is loose on purpose.
 func TestLoginTimingDoesNotRevealAccounts(t *testing.T) {
 	o := defaultOptions()
-	o.bcryptCost = 10
+	o.cfg.BcryptCost = 10
 	e := newEnvWith(t, o)
 	e.mustRegister(t, "erin", "erin@example.com")
 	median := func(user string) time.Duration {

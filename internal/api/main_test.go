@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -20,12 +19,10 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/authgql/server/graph"
-	"github.com/authgql/server/internal/api"
+	"github.com/authgql/server/internal/app"
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/devdb/devdbtest"
-	"github.com/authgql/server/internal/mongodb"
-	"github.com/authgql/server/internal/playground"
 	"github.com/authgql/server/internal/token"
 )
 
@@ -79,33 +76,31 @@ func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c
 func (c *clock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 
 type envOptions struct {
-	bcryptCost    int
-	maxBody       int64
-	introspection bool
-	suggestions   bool
-	corsOrigins   []string
-	client        *mongo.Client   // default: the shared client
-	db            *mongo.Database // default: a fresh database (set it to share one between two servers)
-	reuseInterval time.Duration
-	syncInterval  time.Duration
-	limits        auth.Limits
-	trusted       []netip.Prefix
-	docLimits     graph.Limits
+	// cfg is the server's configuration; defaultOptions starts from test
+	// values (the minimum bcrypt cost, no per-IP limits, fast sync).
+	cfg    config.Config
+	client *mongo.Client   // default: the shared client
+	db     *mongo.Database // default: a fresh database (set it to share one between two servers)
 	// wrapUsers and wrapLog, when set, wrap the real stores (to hold a
 	// request at a chosen point, or to fail a write).
-	key       []byte // the service key (default: testSecret)
 	wrapUsers func(auth.UserStore) auth.UserStore
 	wrapLog   func(auth.RevocationLog) auth.RevocationLog
 }
 
 func defaultOptions() envOptions {
-	return envOptions{bcryptCost: bcrypt.MinCost, key: []byte(testSecret), maxBody: 1 << 20, introspection: true, suggestions: true,
-		reuseInterval: 10 * time.Second, syncInterval: 100 * time.Millisecond,
-		// No per-IP limits unless a test sets them: every request here comes from 127.0.0.1.
-		limits: auth.Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
-			HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
-		docLimits: graph.Limits{ParserTokens: 2000, Complexity: 200, Depth: 15, Aliases: 20},
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		panic(err)
 	}
+	cfg.JWTSecret = []byte(testSecret)
+	cfg.JWTIssuer, cfg.JWTAudience = testIssuer, testAudience
+	cfg.BcryptCost = bcrypt.MinCost
+	cfg.RevocationSync = 100 * time.Millisecond
+	// No per-IP limits unless a test sets them: every request here comes from 127.0.0.1.
+	cfg.LoginRate, cfg.RegisterRate, cfg.RefreshRate = auth.Rate{}, auth.Rate{}, auth.Rate{}
+	cfg.HashConcurrency, cfg.HashQueueTimeout = 4, 10*time.Second
+	cfg.CORSAllowedOrigins = nil
+	return envOptions{cfg: cfg}
 }
 
 func newEnv(t *testing.T) *env {
@@ -113,77 +108,42 @@ func newEnv(t *testing.T) *env {
 	return newEnvWith(t, defaultOptions())
 }
 
+// newEnvWith builds the server exactly as the process does (internal/app),
+// on a fresh database, behind a real HTTP listener.
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
 	client := o.client
 	if client == nil {
 		client = testDB.Client
 	}
-	ctx := context.Background()
 	db := o.db
 	if db == nil {
 		db = testDB.Fresh(t)
 	}
 	db = client.Database(db.Name())
-	users, err := mongodb.NewUserStore(ctx, db)
-	if err != nil {
-		t.Fatalf("NewUserStore: %v", err)
-	}
-	sessions, err := mongodb.NewSessionStore(ctx, db)
-	if err != nil {
-		t.Fatalf("NewSessionStore: %v", err)
-	}
-	throttles, err := mongodb.NewThrottleStore(ctx, db)
-	if err != nil {
-		t.Fatalf("NewThrottleStore: %v", err)
-	}
-	revocations, err := mongodb.NewRevocationLog(ctx, db)
-	if err != nil {
-		t.Fatalf("NewRevocationLog: %v", err)
-	}
-	var userStore auth.UserStore = users
-	if o.wrapUsers != nil {
-		userStore = o.wrapUsers(users)
-	}
-	var revocationLog auth.RevocationLog = revocations
-	if o.wrapLog != nil {
-		revocationLog = o.wrapLog(revocations)
-	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	issuer, err := token.NewIssuer([]byte(testSecret), testIssuer, testAudience, 15*time.Minute, 30*time.Second, time.Now)
-	if err != nil {
-		t.Fatalf("NewIssuer: %v", err)
-	}
 	clk := &clock{}
-	svc, err := auth.NewService(auth.Stores{Users: userStore, Sessions: sessions, Throttles: throttles, Revocations: revocationLog}, issuer, auth.Settings{
-		BcryptCost:    o.bcryptCost,
-		RefreshTTL:    30 * 24 * time.Hour,
-		ReuseInterval: o.reuseInterval,
-		Key:           o.key,
-		UserCacheTTL:  2 * time.Second, // the production default
-		Limits:        o.limits,
-		Audit:         logger.With("log", "audit"),
-		Now:           clk.Now,
-	})
+	a, err := app.New(context.Background(), app.Deps{Config: o.cfg, Logger: logger, DB: db, Now: clk.Now,
+		WrapStores: func(s auth.Stores) auth.Stores {
+			if o.wrapUsers != nil {
+				s.Users = o.wrapUsers(s.Users)
+			}
+			if o.wrapLog != nil {
+				s.Revocations = o.wrapLog(s.Revocations)
+			}
+			return s
+		}})
 	if err != nil {
-		t.Fatalf("NewService: %v", err)
+		t.Fatalf("app.New: %v", err)
 	}
-	if err := svc.Sync(ctx); err != nil {
-		t.Fatalf("Sync: %v", err)
-	}
-	limits := o.docLimits
-	limits.Introspection, limits.Suggestions = o.introspection, o.suggestions
-	gql := graph.NewHandler(svc, logger, limits)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); svc.Run(runCtx, logger, o.syncInterval) }()
+	go func() { defer close(done); a.Run(runCtx) }()
 	t.Cleanup(func() { stop(); <-done })
-	h := api.NewServer(logger, svc, gql, mongodb.NewPinger(client),
-		playground.New("authgql", "/query"), api.Options{CORSOrigins: o.corsOrigins, MaxBody: o.maxBody, TrustedProxies: o.trusted})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, db: db, client: client, issuer: issuer, svc: svc, clock: clk, logs: logs}
+	return &env{srv: srv, db: db, client: client, issuer: a.Tokens, svc: a.Auth, clock: clk, logs: logs}
 }
 
 type gqlError struct {

@@ -318,7 +318,7 @@ func TestIdentifierHashesAreKeyed(t *testing.T) {
 		}
 	}
 	o := defaultOptions()
-	o.key = []byte("another-test-key-0123456789abcdef-0123")
+	o.cfg.JWTSecret = []byte("another-test-key-0123456789abcdef-0123")
 	if h2 := hashOf(newEnvWith(t, o)); h2 == h1 {
 		t.Fatal("two server keys give the same identifier hash")
 	}
@@ -330,7 +330,9 @@ func TestIdentifierHashesAreKeyed(t *testing.T) {
 // never seen, and logout held on one instance only).
 func TestRevocationSeenDespiteSkewedClock(t *testing.T) {
 	a := newEnv(t)
-	a.clock.Advance(-90 * time.Second)
+	// 20 s behind: within the tokens' 30 s leeway, so a's verifier accepts
+	// b's tokens, but beyond the 10 s a time-based sync looked back.
+	a.clock.Advance(-20 * time.Second)
 	o := defaultOptions()
 	o.db = a.db
 	b := newEnvWith(t, o)

@@ -2,16 +2,15 @@ package api
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"time"
 )
 
 // addRoutes is the whole HTTP surface in one place.
-func addRoutes(mux *http.ServeMux, logger *slog.Logger, tokens TokenVerifier, graphql http.Handler,
-	db Pinger, playground http.Handler, opts Options) {
+func addRoutes(mux *http.ServeMux, d Deps) {
+	opts := d.Options
 	query := withCORS(opts.CORSOrigins, noStore(graphqlBody(opts.MaxBody,
-		withClient(opts.TrustedProxies, authenticate(tokens, graphql)))))
+		withClient(opts.TrustedProxies, authenticate(d.Tokens, d.GraphQL)))))
 	mux.Handle("POST /query", query)
 	mux.Handle("GET /query", query)
 	mux.Handle("OPTIONS /query", query)
@@ -23,16 +22,16 @@ func addRoutes(mux *http.ServeMux, logger *slog.Logger, tokens TokenVerifier, gr
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := db.Ping(ctx); err != nil {
-			logger.WarnContext(ctx, "readyz: database unavailable", "err", err)
+		if err := d.DB.Ping(ctx); err != nil {
+			d.Logger.WarnContext(ctx, "readyz: database unavailable", "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	if playground != nil {
-		mux.Handle("GET /{$}", playground)
-		mux.Handle("GET /playground/", playground)
+	if d.Playground != nil {
+		mux.Handle("GET /{$}", d.Playground)
+		mux.Handle("GET /playground/", d.Playground)
 	}
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent) // browsers ask on every Playground load

@@ -91,8 +91,8 @@ func wantRateLimited(t *testing.T, res gqlResponse, reason string) int {
 
 func TestBruteForceFromRotatingIPs(t *testing.T) {
 	o := defaultOptions()
-	o.trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	o.limits.LoginPerIP = auth.Rate{N: 3, Per: time.Minute} // rotating IPs walk around this
+	o.cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	o.cfg.LoginRate = auth.Rate{N: 3, Per: time.Minute} // rotating IPs walk around this
 	e := newEnvWith(t, o)
 	e.mustRegister(t, "alice", "alice@example.com")
 
@@ -156,7 +156,7 @@ func TestBruteForceFromRotatingIPs(t *testing.T) {
 
 func TestSpoofedForwardedFor(t *testing.T) {
 	o := defaultOptions()
-	o.limits.LoginPerIP = auth.Rate{N: 3, Per: time.Minute}
+	o.cfg.LoginRate = auth.Rate{N: 3, Per: time.Minute}
 	e := newEnvWith(t, o) // no trusted proxies: the header is ignored
 	for i := range 3 {
 		if got := e.loginFrom(t, fmt.Sprintf("198.51.100.%d", i), "nobody", "wrong password!").code(t); got != "INVALID_CREDENTIALS" {
@@ -175,8 +175,8 @@ func TestSpoofedForwardedFor(t *testing.T) {
 
 	t.Run("register and refresh have buckets too", func(t *testing.T) {
 		o := defaultOptions()
-		o.limits.RegisterPerIP = auth.Rate{N: 1, Per: time.Hour}
-		o.limits.RefreshPerIP = auth.Rate{N: 1, Per: time.Hour}
+		o.cfg.RegisterRate = auth.Rate{N: 1, Per: time.Hour}
+		o.cfg.RefreshRate = auth.Rate{N: 1, Per: time.Hour}
 		e := newEnvWith(t, o)
 		p := e.mustRegister(t, "first", "first@example.com")
 		wantRateLimited(t, e.register(t, "second", "second@example.com", testPassword), "ip")
@@ -244,9 +244,9 @@ func TestHugePasswordsCostNoHashing(t *testing.T) {
 // (Latency under the flood is measured by make bench, not here.)
 func TestLoginFloodKeepsMeAnswering(t *testing.T) {
 	o := defaultOptions()
-	o.bcryptCost = 10
-	o.limits.HashConcurrency = 1
-	o.limits.HashQueueTimeout = 20 * time.Millisecond
+	o.cfg.BcryptCost = 10
+	o.cfg.HashConcurrency = 1
+	o.cfg.HashQueueTimeout = 20 * time.Millisecond
 	e := newEnvWith(t, o)
 	p := e.mustRegister(t, "flood", "flood@example.com")
 

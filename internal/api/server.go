@@ -35,16 +35,25 @@ type Options struct {
 	HSTS bool
 }
 
-// NewServer returns the server's whole HTTP handler. graphql serves /query;
-// playground, when not nil, serves GET / and GET /playground/ (its assets).
-func NewServer(logger *slog.Logger, tokens TokenVerifier, graphql http.Handler, db Pinger,
-	playground http.Handler, opts Options) http.Handler {
+// Deps are what the HTTP surface serves.
+type Deps struct {
+	Logger  *slog.Logger
+	Tokens  TokenVerifier
+	GraphQL http.Handler // serves /query
+	// Playground, when not nil, serves GET / and GET /playground/ (its assets).
+	Playground http.Handler
+	DB         Pinger // for /readyz
+	Options    Options
+}
+
+// NewServer returns the server's whole HTTP handler.
+func NewServer(d Deps) http.Handler {
 	mux := http.NewServeMux()
-	addRoutes(mux, logger, tokens, graphql, db, playground, opts)
+	addRoutes(mux, d)
 	var h http.Handler = mux
-	h = securityHeaders(opts.HSTS, h)
-	h = recoverPanics(logger, h)
-	h = logRequests(logger, h)
+	h = securityHeaders(d.Options.HSTS, h)
+	h = recoverPanics(d.Logger, h)
+	h = logRequests(d.Logger, h)
 	h = withRequestID(h)
 	return h
 }

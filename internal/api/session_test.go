@@ -373,7 +373,7 @@ func TestChangePassword(t *testing.T) {
 func TestRevocationAcrossInstances(t *testing.T) {
 	o := defaultOptions()
 	o.db = testDB.Fresh(t)
-	o.syncInterval = time.Second // the production default
+	o.cfg.RevocationSync = time.Second // the production default
 	a := newEnvWith(t, o)
 	b := newEnvWith(t, o)
 

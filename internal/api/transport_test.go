@@ -24,7 +24,7 @@ import (
 
 func TestBodyLimit(t *testing.T) {
 	o := defaultOptions()
-	o.maxBody = 4 << 10
+	o.cfg.MaxBodyBytes = 4 << 10
 	e := newEnvWith(t, o)
 	pad := strings.Repeat("a", 8<<10)
 	body := `{"query":"mutation { register(input: {username: \"big\", email: \"big@example.com\", password: \"` + pad + `\"}) { accessToken } }"}`
@@ -221,7 +221,7 @@ func TestResponseHeaders(t *testing.T) {
 
 func TestCORS(t *testing.T) {
 	o := defaultOptions()
-	o.corsOrigins = []string{"https://app.example.com", "http://localhost:*"}
+	o.cfg.CORSAllowedOrigins = []string{"https://app.example.com", "http://localhost:*"}
 	e := newEnvWith(t, o)
 	preflight := func(origin string) *http.Response {
 		req, _ := http.NewRequest(http.MethodOptions, e.srv.URL+"/query", nil)
@@ -275,7 +275,7 @@ func TestIntrospectionAndSuggestions(t *testing.T) {
 		t.Errorf("development introspection: %s", res.Raw)
 	}
 	o := defaultOptions()
-	o.introspection, o.suggestions = false, false
+	o.cfg.Introspection, o.cfg.Playground, o.cfg.Env = false, false, "production"
 	prod := newEnvWith(t, o)
 	res := prod.post(t, "", `{ __schema { queryType { name } } }`, nil)
 	if len(res.Errors) == 0 {
@@ -325,7 +325,7 @@ func TestDocumentLimits(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := defaultOptions()
-			o.docLimits.Aliases = tc.aliases
+			o.cfg.AliasLimit = tc.aliases
 			e := newEnvWith(t, o)
 			res := e.post(t, "", tc.doc, nil)
 			if tc.wantCode == "" {
