@@ -6,7 +6,6 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 
-	"github.com/authgql/server/graph/model"
 	"github.com/authgql/server/internal/auth"
 )
 
@@ -14,8 +13,8 @@ import (
 // protected fields. gqlgen runs it for every resolved field that carries it
 // (and for every field returning an object that carries it), whatever path
 // leads there: aliases, fragments, several operations.
-func (r *Resolver) authDirective(ctx context.Context, _ any, next graphql.Resolver, requires *model.Role) (any, error) {
-	if _, err := r.auth.Authorize(ctx, role(requires)); err != nil {
+func (r *Resolver) authDirective(ctx context.Context, _ any, next graphql.Resolver, requires *auth.Role) (any, error) {
+	if _, err := r.auth.Authorize(ctx, deref(requires, "")); err != nil {
 		return nil, err
 	}
 	return next(ctx)
@@ -24,20 +23,13 @@ func (r *Resolver) authDirective(ctx context.Context, _ any, next graphql.Resolv
 // ownerDirective implements @owner(or:) on fields of User: only that user, or
 // a holder of the role, may read the field. Others get FORBIDDEN for the
 // field alone; the rest of the object still resolves.
-func (r *Resolver) ownerDirective(ctx context.Context, obj any, next graphql.Resolver, or *model.Role) (any, error) {
+func (r *Resolver) ownerDirective(ctx context.Context, obj any, next graphql.Resolver, or *auth.Role) (any, error) {
 	u, ok := obj.(*auth.User)
 	if !ok {
 		return nil, fmt.Errorf("graph: @owner on a field of %T, want *auth.User", obj)
 	}
-	if err := r.auth.AuthorizeOwner(ctx, u.ID, role(or)); err != nil {
+	if err := r.auth.AuthorizeOwner(ctx, u.ID, deref(or, "")); err != nil {
 		return nil, err
 	}
 	return next(ctx)
-}
-
-func role(r *model.Role) auth.Role {
-	if r == nil {
-		return ""
-	}
-	return auth.Role(*r)
 }

@@ -32,12 +32,11 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
-	User() UserResolver
 }
 
 type DirectiveRoot struct {
-	Auth  func(ctx context.Context, obj any, next graphql.Resolver, requires *model.Role) (res any, err error)
-	Owner func(ctx context.Context, obj any, next graphql.Resolver, or *model.Role) (res any, err error)
+	Auth  func(ctx context.Context, obj any, next graphql.Resolver, requires *auth.Role) (res any, err error)
+	Owner func(ctx context.Context, obj any, next graphql.Resolver, or *auth.Role) (res any, err error)
 }
 
 type ComplexityRoot struct {
@@ -56,11 +55,11 @@ type ComplexityRoot struct {
 		DisableUser    func(childComplexity int, id string) int
 		EnableUser     func(childComplexity int, id string) int
 		Login          func(childComplexity int, input model.LoginInput) int
-		Logout         func(childComplexity int, scope *model.LogoutScope) int
+		Logout         func(childComplexity int, scope *auth.LogoutScope) int
 		RefreshToken   func(childComplexity int, token string) int
 		Register       func(childComplexity int, input model.RegisterInput) int
 		RevokeSession  func(childComplexity int, id string) int
-		SetUserRoles   func(childComplexity int, id string, roles []model.Role) int
+		SetUserRoles   func(childComplexity int, id string, roles []auth.Role) int
 	}
 
 	PageInfo struct {
@@ -113,10 +112,10 @@ type MutationResolver interface {
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error)
 	RefreshToken(ctx context.Context, token string) (*model.AuthPayload, error)
-	Logout(ctx context.Context, scope *model.LogoutScope) (bool, error)
+	Logout(ctx context.Context, scope *auth.LogoutScope) (bool, error)
 	RevokeSession(ctx context.Context, id string) (bool, error)
 	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (*model.AuthPayload, error)
-	SetUserRoles(ctx context.Context, id string, roles []model.Role) (*auth.User, error)
+	SetUserRoles(ctx context.Context, id string, roles []auth.Role) (*auth.User, error)
 	DisableUser(ctx context.Context, id string) (*auth.User, error)
 	EnableUser(ctx context.Context, id string) (*auth.User, error)
 }
@@ -125,9 +124,6 @@ type QueryResolver interface {
 	Sessions(ctx context.Context) ([]*model.Session, error)
 	Users(ctx context.Context, first *int, after *string, search *string) (*model.UserConnection, error)
 	User(ctx context.Context, id string) (*auth.User, error)
-}
-type UserResolver interface {
-	Roles(ctx context.Context, obj *auth.User) ([]model.Role, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -245,7 +241,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["scope"].(*model.LogoutScope)), true
+		return e.ComplexityRoot.Mutation.Logout(childComplexity, args["scope"].(*auth.LogoutScope)), true
 	case "Mutation.refreshToken":
 		if e.ComplexityRoot.Mutation.RefreshToken == nil {
 			break
@@ -289,7 +285,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.SetUserRoles(childComplexity, args["id"].(string), args["roles"].([]model.Role)), true
+		return e.ComplexityRoot.Mutation.SetUserRoles(childComplexity, args["id"].(string), args["roles"].([]auth.Role)), true
 
 	case "PageInfo.endCursor":
 		if e.ComplexityRoot.PageInfo.EndCursor == nil {
@@ -929,8 +925,8 @@ func (ec *executionContext) dir_auth_args(ctx context.Context, rawArgs map[strin
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "requires",
-		func(ctx context.Context, v any) (*model.Role, error) {
-			return ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*auth.Role, error) {
+			return ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -943,8 +939,8 @@ func (ec *executionContext) dir_owner_args(ctx context.Context, rawArgs map[stri
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "or",
-		func(ctx context.Context, v any) (*model.Role, error) {
-			return ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, v)
+		func(ctx context.Context, v any) (*auth.Role, error) {
+			return ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1021,8 +1017,8 @@ func (ec *executionContext) field_Mutation_logout_args(ctx context.Context, rawA
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "scope",
-		func(ctx context.Context, v any) (*model.LogoutScope, error) {
-			return ec.unmarshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐLogoutScope(ctx, v)
+		func(ctx context.Context, v any) (*auth.LogoutScope, error) {
+			return ec.unmarshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐLogoutScope(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1085,8 +1081,8 @@ func (ec *executionContext) field_Mutation_setUserRoles_args(ctx context.Context
 	}
 	args["id"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "roles",
-		func(ctx context.Context, v any) ([]model.Role, error) {
-			return ec.unmarshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRoleᚄ(ctx, v)
+		func(ctx context.Context, v any) ([]auth.Role, error) {
+			return ec.unmarshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRoleᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1539,7 +1535,7 @@ func (ec *executionContext) _Mutation_logout(ctx context.Context, field graphql.
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().Logout(ctx, fc.Args["scope"].(*model.LogoutScope))
+			return ec.Resolvers.Mutation().Logout(ctx, fc.Args["scope"].(*auth.LogoutScope))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -1710,13 +1706,13 @@ func (ec *executionContext) _Mutation_setUserRoles(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().SetUserRoles(ctx, fc.Args["id"].(string), fc.Args["roles"].([]model.Role))
+			return ec.Resolvers.Mutation().SetUserRoles(ctx, fc.Args["id"].(string), fc.Args["roles"].([]auth.Role))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *auth.User
 					return zeroVal, err
@@ -1778,7 +1774,7 @@ func (ec *executionContext) _Mutation_disableUser(ctx context.Context, field gra
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *auth.User
 					return zeroVal, err
@@ -1840,7 +1836,7 @@ func (ec *executionContext) _Mutation_enableUser(ctx context.Context, field grap
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *auth.User
 					return zeroVal, err
@@ -2038,7 +2034,7 @@ func (ec *executionContext) _Query_users(ctx context.Context, field graphql.Coll
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *model.UserConnection
 					return zeroVal, err
@@ -2050,7 +2046,7 @@ func (ec *executionContext) _Query_users(ctx context.Context, field graphql.Coll
 				return ec.Directives.Auth(ctx, nil, directive0, requires)
 			}
 			directive2 := func(ctx context.Context) (any, error) {
-				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *model.UserConnection
 					return zeroVal, err
@@ -2112,7 +2108,7 @@ func (ec *executionContext) _Query_user(ctx context.Context, field graphql.Colle
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				requires, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal *auth.User
 					return zeroVal, err
@@ -2456,7 +2452,7 @@ func (ec *executionContext) _User_email(ctx context.Context, field graphql.Colle
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				or, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				or, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal string
 					return zeroVal, err
@@ -2491,19 +2487,19 @@ func (ec *executionContext) _User_roles(ctx context.Context, field graphql.Colle
 			return ec.fieldContext_User_roles(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.User().Roles(ctx, obj)
+			return obj.Roles, nil
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				or, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				or, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
-					var zeroVal []model.Role
+					var zeroVal []auth.Role
 					return zeroVal, err
 				}
 				if ec.Directives.Owner == nil {
-					var zeroVal []model.Role
+					var zeroVal []auth.Role
 					return zeroVal, errors.New("directive owner is not implemented")
 				}
 				return ec.Directives.Owner(ctx, obj, directive0, or)
@@ -2512,15 +2508,15 @@ func (ec *executionContext) _User_roles(ctx context.Context, field graphql.Colle
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v []model.Role) graphql.Marshaler {
-			return ec.marshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRoleᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []auth.Role) graphql.Marshaler {
+			return ec.marshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRoleᚄ(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_User_roles(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("User", field, true, true, "Role")
+	return graphql.NewScalarFieldContext("User", field, false, false, "Role")
 }
 
 func (ec *executionContext) _User_disabled(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
@@ -2538,7 +2534,7 @@ func (ec *executionContext) _User_disabled(ctx context.Context, field graphql.Co
 			directive0 := next
 
 			directive1 := func(ctx context.Context) (any, error) {
-				or, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, "ADMIN")
+				or, err := ec.unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, "ADMIN")
 				if err != nil {
 					var zeroVal bool
 					return zeroVal, err
@@ -4243,33 +4239,32 @@ func (ec *executionContext) _User(ctx context.Context, sel ast.SelectionSet, obj
 		case "id":
 			out.Values[i] = ec._User_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "username":
 			out.Values[i] = ec._User_username(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "email":
 			out.Values[i] = ec._User_email(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "roles":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._User_roles(ctx, field, obj)
-				})
+			out.Values[i] = ec._User_roles(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		case "disabled":
 			out.Values[i] = ec._User_disabled(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		case "createdAt":
 			out.Values[i] = ec._User_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				atomic.AddUint32(&out.Invalids, 1)
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -4794,23 +4789,39 @@ func (ec *executionContext) unmarshalNRegisterInput2githubᚗcomᚋauthgqlᚋser
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) unmarshalNRole2githubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (model.Role, error) {
-	var res model.Role
-	err := res.UnmarshalGQL(v)
+func (ec *executionContext) unmarshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx context.Context, v any) (auth.Role, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole[tmp]
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalNRole2githubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx context.Context, sel ast.SelectionSet, v model.Role) graphql.Marshaler {
-	return v
+func (ec *executionContext) marshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx context.Context, sel ast.SelectionSet, v auth.Role) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Role!")
+	}
+	return res
 }
 
-func (ec *executionContext) unmarshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRoleᚄ(ctx context.Context, v any) ([]model.Role, error) {
+var (
+	unmarshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole = map[string]auth.Role{
+		"USER":  auth.RoleUser,
+		"ADMIN": auth.RoleAdmin,
+	}
+	marshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole = map[auth.Role]string{
+		auth.RoleUser:  "USER",
+		auth.RoleAdmin: "ADMIN",
+	}
+)
+
+func (ec *executionContext) unmarshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRoleᚄ(ctx context.Context, v any) ([]auth.Role, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
-	res := make([]model.Role, len(vSlice))
+	res := make([]auth.Role, len(vSlice))
 	for i := range vSlice {
 		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalNRole2githubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, vSlice[i])
+		res[i], err = ec.unmarshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, vSlice[i])
 		if err != nil {
 			return nil, err
 		}
@@ -4818,11 +4829,11 @@ func (ec *executionContext) unmarshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋ
 	return res, nil
 }
 
-func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRoleᚄ(ctx context.Context, sel ast.SelectionSet, v []model.Role) graphql.Marshaler {
+func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRoleᚄ(ctx context.Context, sel ast.SelectionSet, v []auth.Role) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNRole2githubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx, sel, v[i])
+		return ec.marshalNRole2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -5116,37 +5127,67 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
-func (ec *executionContext) unmarshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐLogoutScope(ctx context.Context, v any) (*model.LogoutScope, error) {
+func (ec *executionContext) unmarshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐLogoutScope(ctx context.Context, v any) (*auth.LogoutScope, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.LogoutScope)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐLogoutScope[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐLogoutScope(ctx context.Context, sel ast.SelectionSet, v *model.LogoutScope) graphql.Marshaler {
+func (ec *executionContext) marshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐLogoutScope(ctx context.Context, sel ast.SelectionSet, v *auth.LogoutScope) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐLogoutScope[*v])
+	return res
 }
 
-func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx context.Context, v any) (*model.Role, error) {
+var (
+	unmarshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐLogoutScope = map[string]auth.LogoutScope{
+		"CURRENT": auth.LogoutCurrent,
+		"OTHERS":  auth.LogoutOthers,
+		"ALL":     auth.LogoutAll,
+	}
+	marshalOLogoutScope2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐLogoutScope = map[auth.LogoutScope]string{
+		auth.LogoutCurrent: "CURRENT",
+		auth.LogoutOthers:  "OTHERS",
+		auth.LogoutAll:     "ALL",
+	}
+)
+
+func (ec *executionContext) unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx context.Context, v any) (*auth.Role, error) {
 	if v == nil {
 		return nil, nil
 	}
-	var res = new(model.Role)
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole[tmp]
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
-func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐRole(ctx context.Context, sel ast.SelectionSet, v *model.Role) graphql.Marshaler {
+func (ec *executionContext) marshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole(ctx context.Context, sel ast.SelectionSet, v *auth.Role) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
-	return v
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(marshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole[*v])
+	return res
 }
+
+var (
+	unmarshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole = map[string]auth.Role{
+		"USER":  auth.RoleUser,
+		"ADMIN": auth.RoleAdmin,
+	}
+	marshalORole2ᚖgithubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐRole = map[auth.Role]string{
+		auth.RoleUser:  "USER",
+		auth.RoleAdmin: "ADMIN",
+	}
+)
 
 func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)

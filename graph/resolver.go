@@ -27,20 +27,6 @@ func authPayload(r *auth.Result) *model.AuthPayload {
 	}
 }
 
-func logoutScope(s *model.LogoutScope) auth.LogoutScope {
-	if s == nil {
-		return auth.LogoutCurrent
-	}
-	switch *s {
-	case model.LogoutScopeOthers:
-		return auth.LogoutOthers
-	case model.LogoutScopeAll:
-		return auth.LogoutAll
-	default:
-		return auth.LogoutCurrent
-	}
-}
-
 func sessions(list []*auth.Session, current string) []*model.Session {
 	out := make([]*model.Session, len(list))
 	for i, s := range list {

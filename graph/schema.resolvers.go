@@ -36,8 +36,8 @@ func (r *mutationResolver) RefreshToken(ctx context.Context, token string) (*mod
 	return authPayload(res), nil
 }
 
-func (r *mutationResolver) Logout(ctx context.Context, scope *model.LogoutScope) (bool, error) {
-	if err := r.auth.Logout(ctx, logoutScope(scope)); err != nil {
+func (r *mutationResolver) Logout(ctx context.Context, scope *auth.LogoutScope) (bool, error) {
+	if err := r.auth.Logout(ctx, deref(scope, auth.LogoutCurrent)); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -58,12 +58,8 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword s
 	return authPayload(res), nil
 }
 
-func (r *mutationResolver) SetUserRoles(ctx context.Context, id string, roles []model.Role) (*auth.User, error) {
-	rs := make([]auth.Role, len(roles))
-	for i, r := range roles {
-		rs[i] = auth.Role(r)
-	}
-	return r.auth.SetUserRoles(ctx, id, rs)
+func (r *mutationResolver) SetUserRoles(ctx context.Context, id string, roles []auth.Role) (*auth.User, error) {
+	return r.auth.SetUserRoles(ctx, id, roles)
 }
 
 func (r *mutationResolver) DisableUser(ctx context.Context, id string) (*auth.User, error) {
@@ -102,22 +98,11 @@ func (r *queryResolver) User(ctx context.Context, id string) (*auth.User, error)
 	return r.auth.User(ctx, id)
 }
 
-func (r *userResolver) Roles(ctx context.Context, obj *auth.User) ([]model.Role, error) {
-	out := make([]model.Role, len(obj.Roles))
-	for i, role := range obj.Roles {
-		out[i] = model.Role(role)
-	}
-	return out, nil
-}
-
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
-func (r *Resolver) User() UserResolver { return &userResolver{r} }
-
 type (
 	mutationResolver struct{ *Resolver }
 	queryResolver    struct{ *Resolver }
-	userResolver     struct{ *Resolver }
 )
