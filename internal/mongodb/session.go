@@ -138,7 +138,12 @@ func (s *SessionStore) Active(ctx context.Context, userID string, now time.Time)
 func (s *SessionStore) ActiveIDs(ctx context.Context, userID string, ids []string, except string) ([]string, error) {
 	filter := bson.D{{Key: "user_id", Value: userID}, {Key: "revoked_at", Value: nil}}
 	var idCond bson.D
-	if ids != nil {
+	switch {
+	case len(ids) == 1 && except == "":
+		// The common case (logout): _id equality is the one filter the
+		// embedded database answers from an index; $in it scans.
+		filter = append(filter, bson.E{Key: "_id", Value: ids[0]})
+	case ids != nil:
 		idCond = append(idCond, bson.E{Key: "$in", Value: ids})
 	}
 	if except != "" {
@@ -169,9 +174,13 @@ func (s *SessionStore) Revoke(ctx context.Context, ids []string, reason string, 
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := s.coll.UpdateMany(ctx,
-		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "revoked_at", Value: nil}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: now}, {Key: "revoked_reason", Value: reason}}}})
+	set := bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: now}, {Key: "revoked_reason", Value: reason}}}}
+	var err error
+	if len(ids) == 1 { // by _id equality, as above
+		_, err = s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: ids[0]}, {Key: "revoked_at", Value: nil}}, set)
+	} else {
+		_, err = s.coll.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "revoked_at", Value: nil}}, set)
+	}
 	if err != nil {
 		return fmt.Errorf("mongodb: revoke sessions: %w", err)
 	}
