@@ -14,6 +14,7 @@ import (
 
 // DB is a running embedded database.
 type DB struct {
+	dir    string // absolute; FerretDB keeps one SQLite file per database here
 	uri    string
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -21,6 +22,7 @@ type DB struct {
 
 // Start serves a database kept in dir on a free loopback port until Stop is
 // called. logger receives FerretDB's own logs (it logs every failed command).
+// Once the application has created its collections, call IndexIDs.
 func Start(dir string, logger *slog.Logger) (*DB, error) {
 	return StartOn("127.0.0.1:0", dir, logger)
 }
@@ -44,7 +46,7 @@ func StartOn(addr, dir string, logger *slog.Logger) (*DB, error) {
 		return nil, fmt.Errorf("devdb: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	db := &DB{cancel: cancel, done: make(chan struct{})}
+	db := &DB{dir: abs, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(db.done)
 		_ = f.Run(ctx)
