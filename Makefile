@@ -33,12 +33,13 @@ check-generate: generate
 	git diff --exit-code -- graph/
 
 ## bench: build the server, drive it through every load phase and print the table with the ratios to the
-## limits measured in the same run (issue 7); results also go to bench-results.json. Not part of test.
-## Flags: make bench BENCHFLAGS="-cost 10 -duration 30s"; MONGODB_URI benches that database instead.
+## limits measured in the same run (issue 7), then the soak; results also go to bench-results.json. Not part
+## of test. The load generator is its own module (tools/bench), outside ./...
+## Flags: make bench BENCHFLAGS="-cost 10 -duration 30s -soak 10m"; MONGODB_URI benches that database instead.
 .PHONY: bench bench-short
 bench:
-	$(GO) run ./internal/bench/cmd/bench -go=$(GO) $(BENCHFLAGS)
+	$(GO) -C tools/bench run ./cmd/bench -repo "$(CURDIR)" -go=$(GO) $(BENCHFLAGS)
 
-## bench-short: the same with short phases, in under a minute.
+## bench-short: the same with short phases and no soak, in about a minute.
 bench-short:
-	$(GO) run ./internal/bench/cmd/bench -go=$(GO) -short $(BENCHFLAGS)
+	$(GO) -C tools/bench run ./cmd/bench -repo "$(CURDIR)" -go=$(GO) -short $(BENCHFLAGS)

@@ -137,116 +137,105 @@ func operation(query string, vars map[string]any) []byte {
 }
 
 const (
-	meQuery       = `{ me { id username } }`
-	loginMutation = `mutation($i: LoginInput!) { login(input: $i) { accessToken } }`
-	// registerMutation is completed with the payload's selection, which
-	// includes refreshToken only when the schema has it.
-	registerMutation = `mutation($i: RegisterInput!) { register(input: $i) { %s } }`
-	refreshMutation  = `mutation($t: String!) { refreshToken(token: $t) { accessToken refreshToken } }`
-	schemaQuery      = `{ mutation: __type(name: "Mutation") { fields { name } } payload: __type(name: "AuthPayload") { fields { name } } }`
+	meQuery = `{ me { id username } }`
+	// authPayload is the selection of every mutation that signs in.
+	authPayload      = `{ accessToken refreshToken user { id username } }`
+	loginMutation    = `mutation($i: LoginInput!) { login(input: $i) ` + authPayload + ` }`
+	registerMutation = `mutation($i: RegisterInput!) { register(input: $i) ` + authPayload + ` }`
+	refreshMutation  = `mutation($t: String!) { refreshToken(token: $t) ` + authPayload + ` }`
+	logoutMutation   = `mutation { logout }`
 )
 
-// tokens is the part of an AuthPayload the bench uses.
-type tokens struct {
-	AccessToken  string `json:"accessToken"`
-	RefreshToken string `json:"refreshToken"`
+// user is who a token belongs to, as `me` and the payloads name them.
+type user struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
 }
 
-// me asks who the token's owner is.
-func (c *client) me(ctx context.Context, body []byte, accessToken string) error {
+// session is the part of an AuthPayload the bench uses.
+type session struct {
+	AccessToken  string `json:"accessToken"`
+	RefreshToken string `json:"refreshToken"`
+	User         user   `json:"user"`
+}
+
+// check verifies a payload: both tokens, and the account signed in.
+func (s session) check(username string) error {
+	if s.AccessToken == "" || s.RefreshToken == "" {
+		return &opError{kind: "wrong answer", err: errors.New("payload without its tokens")}
+	}
+	if s.User.ID == "" || s.User.Username != username {
+		return &opError{kind: "wrong answer", err: fmt.Errorf("payload for %q, want %q", s.User.Username, username)}
+	}
+	return nil
+}
+
+// me asks who the token's owner is and checks the answer is want. body is
+// the encoded meQuery, made once by the caller.
+func (c *client) me(ctx context.Context, body []byte, accessToken string, want user) error {
 	var out struct {
-		Me struct {
-			ID string `json:"id"`
-		} `json:"me"`
+		Me user `json:"me"`
 	}
 	if err := c.post(ctx, body, accessToken, &out); err != nil {
 		return err
 	}
-	if out.Me.ID == "" {
-		return &opError{kind: "no data", err: errors.New("me without id")}
+	if out.Me != want {
+		return &opError{kind: "wrong answer", err: fmt.Errorf("me is %+v, want %+v", out.Me, want)}
 	}
 	return nil
 }
 
-func (c *client) login(ctx context.Context, username, password string) (tokens, error) {
+func (c *client) login(ctx context.Context, username, password string) (session, error) {
 	body := operation(loginMutation, map[string]any{"i": map[string]string{"username": username, "password": password}})
 	var out struct {
-		Login tokens `json:"login"`
+		Login session `json:"login"`
 	}
 	if err := c.post(ctx, body, "", &out); err != nil {
-		return tokens{}, err
+		return session{}, err
 	}
-	return out.Login, checkTokens(out.Login, false)
+	return out.Login, out.Login.check(username)
 }
 
-func (c *client) register(ctx context.Context, username, password string, withRefresh bool) (tokens, error) {
-	fields := "accessToken"
-	if withRefresh {
-		fields += " refreshToken"
-	}
-	body := operation(fmt.Sprintf(registerMutation, fields), map[string]any{"i": map[string]string{
+func (c *client) register(ctx context.Context, username, password string) (session, error) {
+	body := operation(registerMutation, map[string]any{"i": map[string]string{
 		"username": username, "email": username + "@bench.example.com", "password": password,
 	}})
 	var out struct {
-		Register tokens `json:"register"`
+		Register session `json:"register"`
 	}
 	if err := c.post(ctx, body, "", &out); err != nil {
-		return tokens{}, err
+		return session{}, err
 	}
-	return out.Register, checkTokens(out.Register, withRefresh)
+	return out.Register, out.Register.check(username)
 }
 
-func (c *client) refresh(ctx context.Context, refreshToken string) (tokens, error) {
+// refresh rotates the session of refreshToken, which belongs to username.
+func (c *client) refresh(ctx context.Context, refreshToken, username string) (session, error) {
 	body := operation(refreshMutation, map[string]any{"t": refreshToken})
 	var out struct {
-		RefreshToken tokens `json:"refreshToken"`
+		RefreshToken session `json:"refreshToken"`
 	}
 	if err := c.post(ctx, body, "", &out); err != nil {
-		return tokens{}, err
+		return session{}, err
 	}
-	return out.RefreshToken, checkTokens(out.RefreshToken, true)
+	if out.RefreshToken.RefreshToken == refreshToken {
+		return session{}, &opError{kind: "wrong answer", err: errors.New("refreshToken returned the presented token")}
+	}
+	return out.RefreshToken, out.RefreshToken.check(username)
 }
 
-func checkTokens(t tokens, wantRefresh bool) error {
-	if t.AccessToken == "" || (wantRefresh && t.RefreshToken == "") {
-		return &opError{kind: "no data", err: errors.New("payload without its tokens")}
+// logout ends the session of accessToken.
+func (c *client) logout(ctx context.Context, accessToken string) error {
+	var out struct {
+		Logout bool `json:"logout"`
+	}
+	if err := c.post(ctx, operation(logoutMutation, nil), accessToken, &out); err != nil {
+		return err
+	}
+	if !out.Logout {
+		return &opError{kind: "wrong answer", err: errors.New("logout returned false")}
 	}
 	return nil
-}
-
-// schema reports whether the refreshToken mutation of issue 3 is served, and
-// if not, why the refresh phase is skipped.
-func (c *client) schema(ctx context.Context) (refresh bool, skipReason string, err error) {
-	type fields struct {
-		Fields []struct {
-			Name string `json:"name"`
-		} `json:"fields"`
-	}
-	var out struct {
-		Mutation *fields `json:"mutation"`
-		Payload  *fields `json:"payload"`
-	}
-	if err := c.post(ctx, operation(schemaQuery, nil), "", &out); err != nil {
-		return false, "", fmt.Errorf("introspect the schema: %w", err)
-	}
-	has := func(f *fields, name string) bool {
-		if f == nil {
-			return false
-		}
-		for _, x := range f.Fields {
-			if x.Name == name {
-				return true
-			}
-		}
-		return false
-	}
-	switch {
-	case !has(out.Mutation, "refreshToken"):
-		return false, "not in schema", nil
-	case !has(out.Payload, "refreshToken"):
-		return false, "AuthPayload has no refreshToken", nil
-	}
-	return true, "", nil
 }
 
 // healthy reports whether GET /healthz answers 200.

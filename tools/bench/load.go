@@ -29,7 +29,6 @@ type workFunc func(ctx context.Context) error
 type PhaseResult struct {
 	Name         string            `json:"name"`
 	Concurrency  int               `json:"concurrency"`
-	Skipped      string            `json:"skipped,omitempty"`
 	ElapsedS     float64           `json:"elapsed_s"`
 	Requests     int               `json:"requests"`
 	Errors       int               `json:"errors"`
@@ -125,9 +124,7 @@ func summarize(name string, concurrency int, elapsed time.Duration, tallies []ta
 		}
 	}
 	r.Requests = len(all)
-	if elapsed > 0 {
-		r.RPS = float64(r.Requests) / elapsed.Seconds()
-	}
+	r.RPS = rate(r.Requests, elapsed)
 	r.LatencyMS = percentiles(all)
 	return r
 }
@@ -143,6 +140,14 @@ func percentiles(d []time.Duration) Latency {
 		return ms(d[max(i, 0)])
 	}
 	return Latency{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: ms(d[len(d)-1])}
+}
+
+// rate is n per second over d; 0 for no time.
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -5,20 +5,23 @@
 // checking every response:
 //
 //	me            32  { me { id username } } with a valid access token
+//	me (floor)    32  the same against a bare net/http handler (cmd/floor)
 //	login          8  the accounts registered at setup
 //	register       8  a new username per request
-//	refreshToken   8  each worker rotates its own session (skipped while the schema lacks it)
+//	refreshToken   8  each worker rotates its own session
 //	me (alone)     8  the baseline for the next phase
 //	mixed            a login flood at 4 × cores with me at 8 alongside
+//	soak          16  login → 60 × me → 3 × refreshToken → logout, in a loop,
+//	                  against a fresh server on a database of many sessions
 //
 // It measures, in the same run, one bcrypt hash at the configured cost and the
 // database's own point-read rate (on the server's database, seeded with -users
 // user documents before the server starts), prints a table with the ratios to
-// those limits, and writes the same as JSON.
+// those limits and to the floor, and writes the same as JSON.
 //
-// Usage, from the repository root:
+// Usage, from tools/bench (make bench does this):
 //
-//	go run ./internal/bench/cmd/bench [-short] [-cost 12] [-out bench-results.json] [...]
+//	go run ./cmd/bench [-repo ../..] [-short] [-cost 12] [-soak 3m] [-out FILE] [...]
 package main
 
 import (
@@ -29,10 +32,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
-	"github.com/authgql/server/internal/bench"
+	"github.com/authgql/server/tools/bench"
 )
 
 func main() {
@@ -48,25 +52,38 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parse(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	return bench.Run(ctx, cfg, stdout, stderr)
+}
+
+// parse reads the flags over the defaults of the mode (-short or not).
+func parse(args []string, getenv func(string) string, stderr io.Writer) (bench.Config, error) {
 	full, short := bench.Defaults(false), bench.Defaults(true)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	isShort := fs.Bool("short", false, "short phases: the whole run within a minute")
-	phase := fs.Duration("duration", full.PhaseDuration, fmt.Sprintf("each of the me, login, register and refreshToken phases (-short: %s)", short.PhaseDuration))
+	phase := fs.Duration("duration", full.PhaseDuration, fmt.Sprintf("each of the me, floor, login, register and refreshToken phases (-short: %s)", short.PhaseDuration))
 	mixed := fs.Duration("mixed-duration", full.MixedDuration, fmt.Sprintf("the me-alone phase and the mixed phase (-short: %s)", short.MixedDuration))
 	warmup := fs.Duration("warmup", full.Warmup, fmt.Sprintf("warm-up before the phases (-short: %s)", short.Warmup))
 	ceiling := fs.Duration("ceiling-duration", full.CeilingDuration, fmt.Sprintf("the database point-read measurement (-short: %s)", short.CeilingDuration))
+	soak := fs.Duration("soak", full.Soak, fmt.Sprintf("the soak phase, in whole intervals; 0 for none (-short: %s)", short.Soak))
+	interval := fs.Duration("soak-interval", full.SoakInterval, fmt.Sprintf("the soak's reporting interval (-short: %s)", short.SoakInterval))
+	sessions := fs.Int("soak-sessions", full.SoakSessions, "sessions in the database when the soak starts (seeded up to this many)")
 	users := fs.Int("users", full.Users, "user documents seeded into the server's database before it starts; point reads are measured on them")
 	cost := fs.Int("cost", full.BcryptCost, "bcrypt cost: the server's BCRYPT_COST and the reference hash")
-	out := fs.String("out", full.Out, `JSON results file ("" for none)`)
+	out := fs.String("out", "", `JSON results file (default: bench-results.json in -repo; "-" for none)`)
 	perf := fs.String("perf", "", "record the server with perf(1) during each phase into this directory (NAME.perf.data; see perf report)")
-	dir := fs.String("dir", full.RepoDir, "the repository whose server is built")
+	pprof := fs.String("pprof", "", "save the server's Go CPU and allocation profiles of each phase into this directory (NAME.cpu.pb.gz, NAME.allocs*.pb.gz)")
+	repo := fs.String("repo", full.RepoDir, "the repository: the server is built from its root, the floor from its tools/bench")
 	goCmd := fs.String("go", full.GoCmd, "the go command that builds the server")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return bench.Config{}, err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return bench.Config{}, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 
 	cfg := bench.Defaults(*isShort)
@@ -81,27 +98,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			cfg.Warmup = *warmup
 		case "ceiling-duration":
 			cfg.CeilingDuration = *ceiling
+		case "soak":
+			cfg.Soak = *soak
+		case "soak-interval":
+			cfg.SoakInterval = *interval
 		}
 	})
-	cfg.Users, cfg.BcryptCost, cfg.Out, cfg.PerfDir, cfg.RepoDir, cfg.GoCmd = *users, *cost, *out, *perf, *dir, *goCmd
-	cfg.MongoURI = getenv("MONGODB_URI")
-	if err := validate(cfg); err != nil {
-		return err
+	cfg.SoakSessions, cfg.Users, cfg.BcryptCost, cfg.PerfDir, cfg.PprofDir, cfg.RepoDir, cfg.GoCmd =
+		*sessions, *users, *cost, *perf, *pprof, *repo, *goCmd
+	switch *out {
+	case "":
+		cfg.Out = filepath.Join(*repo, "bench-results.json")
+	case "-":
+		cfg.Out = ""
+	default:
+		cfg.Out = *out
 	}
-	return bench.Run(ctx, cfg, stdout, stderr)
+	cfg.MongoURI = getenv("MONGODB_URI")
+	return cfg, validate(cfg)
 }
 
 func validate(c bench.Config) error {
-	for _, d := range []time.Duration{c.PhaseDuration, c.MixedDuration, c.CeilingDuration} {
+	for _, d := range []time.Duration{c.PhaseDuration, c.MixedDuration, c.CeilingDuration, c.SoakInterval} {
 		if d <= 0 {
 			return fmt.Errorf("durations must be positive")
 		}
 	}
-	if c.Warmup < 0 {
-		return fmt.Errorf("-warmup must not be negative")
+	if c.Warmup < 0 || c.Soak < 0 {
+		return fmt.Errorf("-warmup and -soak must not be negative")
 	}
 	if c.Users < 1 {
 		return fmt.Errorf("-users must be at least 1: point reads need a document to read")
+	}
+	if c.SoakSessions < 0 {
+		return fmt.Errorf("-soak-sessions must not be negative")
 	}
 	if c.BcryptCost < 10 || c.BcryptCost > 15 {
 		return fmt.Errorf("-cost must be from 10 to 15, as the server's BCRYPT_COST")

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,12 +22,30 @@ const (
 	stopTimeout   = 15 * time.Second // the server's own graceful shutdown allows 10 s
 )
 
-// buildServer compiles the server of the module in dir to out.
-func buildServer(ctx context.Context, goCmd, dir, out string) error {
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", out, ".")
+// binaries are what the bench runs: the server, and the bare net/http
+// handler that answers `me` (cmd/floor).
+type binaries struct {
+	server, floor string
+}
+
+// build compiles the server of the repository in repo and the floor of this
+// module (repo/tools/bench) into dir.
+func build(ctx context.Context, goCmd, repo, dir string) (binaries, error) {
+	b := binaries{server: filepath.Join(dir, "server"), floor: filepath.Join(dir, "floor")}
+	if err := goBuild(ctx, goCmd, repo, b.server, "."); err != nil {
+		return b, fmt.Errorf("build the server: %w", err)
+	}
+	if err := goBuild(ctx, goCmd, filepath.Join(repo, "tools", "bench"), b.floor, "./cmd/floor"); err != nil {
+		return b, fmt.Errorf("build the floor: %w", err)
+	}
+	return b, nil
+}
+
+func goBuild(ctx context.Context, goCmd, dir, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", out, pkg)
 	cmd.Dir = dir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build the server: %w\n%s", err, b)
+		return fmt.Errorf("%w\n%s", err, b)
 	}
 	return nil
 }
@@ -50,7 +71,8 @@ func serverEnv(base []string, set map[string]string) []string {
 
 // freePort returns a loopback port that was free a moment ago. The server
 // announces the port it got with PORT=0 only at info level, which would also
-// turn on one log line per request; a port picked here keeps LOG_LEVEL=warn.
+// turn on one log line per request; a port picked here keeps LOG_LEVEL=warn
+// (the same goes for PPROF_ADDR).
 // The kernel hands out ephemeral ports in rotation, so another process
 // taking this one before the server binds it is very unlikely.
 func freePort() (int, error) {
@@ -62,32 +84,46 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// serverProc is the server under test, running as a child process.
+// serverProc is the server under test (or the floor), running as a child
+// process.
 type serverProc struct {
-	cmd     *exec.Cmd
-	baseURL string
-	logs    *tailBuffer
+	cmd      *exec.Cmd
+	baseURL  string
+	pprofURL string // empty: no PPROF_ADDR
+	logs     *tailBuffer
 	exited  chan struct{} // closed once the process has exited
 	waitErr error         // valid after exited is closed
 	stopped sync.Once
 }
 
-// startServer runs bin with env plus HOST and PORT on loopback, and waits
-// until it answers /healthz.
-func startServer(ctx context.Context, bin string, env []string) (*serverProc, error) {
+// startServer runs bin with the settings plus HOST and PORT on loopback (and
+// PPROF_ADDR, with pprof), and waits until it answers /healthz.
+func startServer(ctx context.Context, bin string, settings map[string]string, pprof bool) (*serverProc, error) {
+	set := maps.Clone(settings)
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
+	set["HOST"], set["PORT"] = "127.0.0.1", strconv.Itoa(port)
+	pprofURL := ""
+	if pprof {
+		pp, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		set["PPROF_ADDR"] = "127.0.0.1:" + strconv.Itoa(pp)
+		pprofURL = "http://" + set["PPROF_ADDR"]
+	}
 	cmd := exec.Command(bin)
-	cmd.Env = append(env, "HOST=127.0.0.1", "PORT="+strconv.Itoa(port))
+	cmd.Env = serverEnv(os.Environ(), set)
 	logs := &tailBuffer{max: 32 << 10}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = serverProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the server: %w", err)
 	}
-	s := &serverProc{cmd: cmd, baseURL: "http://127.0.0.1:" + strconv.Itoa(port), logs: logs, exited: make(chan struct{})}
+	s := &serverProc{cmd: cmd, baseURL: "http://127.0.0.1:" + strconv.Itoa(port), pprofURL: pprofURL,
+		logs: logs, exited: make(chan struct{})}
 	go func() {
 		s.waitErr = cmd.Wait()
 		close(s.exited)
