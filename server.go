@@ -55,13 +55,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + cfg.HashConcurrency)
 	}
 	mongoURI := cfg.MongoURI
+	var embedded *devdb.DB
 	if mongoURI == "" {
-		db, err := devdb.Start(filepath.Join(cfg.DataDir, "db"), ferretLogger(cfg, logger))
-		if err != nil {
+		if embedded, err = devdb.Start(filepath.Join(cfg.DataDir, "db"), ferretLogger(cfg, logger)); err != nil {
 			return err
 		}
-		defer db.Stop()
-		mongoURI = db.URI()
+		defer embedded.Stop()
+		mongoURI = embedded.URI()
 		logger.Warn("using the embedded database (development only); set MONGODB_URI for production",
 			"dir", filepath.Join(cfg.DataDir, "db"))
 	}
@@ -79,6 +79,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	a, err := app.New(ctx, app.Deps{Config: cfg, Logger: logger, DB: client.Database(cfg.MongoDatabase), Now: time.Now})
 	if err != nil {
 		return err
+	}
+	if embedded != nil {
+		// The stores have created their collections: index them by _id the
+		// way the embedded database queries (it would scan otherwise).
+		if err := embedded.IndexIDs(ctx); err != nil {
+			logger.Warn("embedded database: indexing _id failed; lookups will scan", "err", err)
+		}
 	}
 	if len(args) > 1 && args[1] == "admin" {
 		return runAdmin(ctx, a.Auth, args[2:], stdout)
@@ -164,16 +171,18 @@ func bootstrapAdmins(ctx context.Context, svc *auth.Service, names []string, log
 	return nil
 }
 
-const adminUsage = `usage: server admin grant <username>
-  Gives <username> the ADMIN role (idempotent). Uses the same environment as
-  the server (MONGODB_URI, or the embedded database in DATA_DIR: stop a
-  development server on the same DATA_DIR first).`
+// errAdminUsage explains the admin subcommand.
+var errAdminUsage = errors.New(`usage: server admin grant <username>
+
+Gives <username> the ADMIN role (idempotent). Uses the same environment as
+the server (MONGODB_URI, or the embedded database in DATA_DIR: stop a
+development server on the same DATA_DIR first)`)
 
 // runAdmin runs an admin subcommand: bootstrapping the first admin without a
 // database shell.
 func runAdmin(ctx context.Context, svc *auth.Service, args []string, stdout io.Writer) error {
 	if len(args) != 2 || args[0] != "grant" {
-		return errors.New(adminUsage)
+		return errAdminUsage
 	}
 	u, err := svc.GrantRole(ctx, args[1], auth.RoleAdmin)
 	if err != nil {

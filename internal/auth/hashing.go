@@ -67,15 +67,6 @@ func (h *hasher) compareReserved(hash []byte, password string) bool {
 	return ok
 }
 
-// compare reports whether password matches hash; err is only for a full queue.
-func (h *hasher) compare(ctx context.Context, hash []byte, password string) (bool, error) {
-	if err := h.acquire(ctx); err != nil {
-		return false, err
-	}
-	defer h.release()
-	return h.compareReserved(hash, password), nil
-}
-
 func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {
 	if err := h.acquire(ctx); err != nil {
 		return nil, err

@@ -100,14 +100,14 @@ func TestIndexIDsAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.sqlite")
 
-	db, client, stop := start(t, dir, nil)
+	_, client, stop := start(t, dir, nil)
 	insertN(t, client.Database("app").Collection("old"), 10, func(int) any { return bson.NewObjectID() })
 	stop()
 	if got := devdbIndexes(t, file); len(got) != 0 {
 		t.Fatalf("indexes before any IndexIDs: %v", got)
 	}
 
-	db, client, stop = start(t, dir, nil)
+	db, client, stop := start(t, dir, nil)
 	for range 2 {
 		if err := db.IndexIDs(ctx); err != nil {
 			t.Fatal(err)
@@ -128,7 +128,7 @@ func TestIndexIDsAcrossRestarts(t *testing.T) {
 	}
 	stop()
 
-	db, client, stop = start(t, dir, nil)
+	_, client, stop = start(t, dir, nil)
 	if got, want := devdbIndexes(t, file), []string{"new", "old"}; !slices.Equal(got, want) {
 		t.Fatalf("indexed tables after another restart: %v, want %v", got, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -15,7 +16,10 @@ import (
 )
 
 // RevocationLog keeps the revocation log in the "revocations" collection:
-// one document per revocation, numbered by its _id.
+// one document per revocation, numbered by its _id. The number is stored as
+// 19 zero-padded digits: strings sort like the numbers, and a lookup by a
+// string _id is one the embedded database answers from an index (an int64
+// _id it scans for).
 type RevocationLog struct {
 	coll *mongo.Collection
 }
@@ -23,7 +27,7 @@ type RevocationLog struct {
 var _ auth.RevocationLog = (*RevocationLog)(nil)
 
 type revocationDoc struct {
-	Seq        int64     `bson:"_id"`
+	ID         string    `bson:"_id"`
 	SessionIDs []string  `bson:"session_ids"`
 	At         time.Time `bson:"at"`
 }
@@ -54,10 +58,9 @@ func (l *RevocationLog) Append(ctx context.Context, ids []string, at time.Time) 
 		if err != nil {
 			return 0, err
 		}
-		doc := revocationDoc{Seq: last + 1, SessionIDs: ids, At: at}
-		_, err = l.coll.InsertOne(ctx, doc)
+		_, err = l.coll.InsertOne(ctx, revocationDoc{ID: seqID(last + 1), SessionIDs: ids, At: at})
 		if err == nil {
-			return doc.Seq, nil
+			return last + 1, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
 			return 0, fmt.Errorf("mongodb: insert revocation: %w", err)
@@ -77,13 +80,23 @@ func (l *RevocationLog) newest(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("mongodb: find newest revocation: %w", err)
 	}
-	return doc.Seq, nil
+	return parseSeq(doc.ID)
+}
+
+func seqID(seq int64) string { return fmt.Sprintf("%019d", seq) }
+
+func parseSeq(id string) (int64, error) {
+	seq, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || len(id) != 19 {
+		return 0, fmt.Errorf("mongodb: revocation %q is not numbered", id)
+	}
+	return seq, nil
 }
 
 // Has reports whether entry seq exists: one point read by _id, cheap even
 // where ranges are not indexed.
 func (l *RevocationLog) Has(ctx context.Context, seq int64) (bool, error) {
-	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: seq}},
+	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: seqID(seq)}},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil
@@ -96,8 +109,20 @@ func (l *RevocationLog) Has(ctx context.Context, seq int64) (bool, error) {
 
 // After returns up to limit entries numbered above seq, in order.
 func (l *RevocationLog) After(ctx context.Context, seq int64, limit int) ([]auth.RevocationEntry, error) {
-	return findAll(ctx, l.coll, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: seq}}}},
-		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)), (*revocationDoc).entry)
+	docs, err := findAll(ctx, l.coll, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: seqID(seq)}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)), func(d *revocationDoc) *revocationDoc { return d })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]auth.RevocationEntry, len(docs))
+	for i, d := range docs {
+		seq, err := parseSeq(d.ID)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = auth.RevocationEntry{Seq: seq, SessionIDs: d.SessionIDs, At: d.At.UTC()}
+	}
+	return out, nil
 }
 
 // Prune removes entries written before before, except the newest: numbers
@@ -109,14 +134,10 @@ func (l *RevocationLog) Prune(ctx context.Context, before time.Time) (int64, err
 	}
 	res, err := l.coll.DeleteMany(ctx, bson.D{
 		{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}},
-		{Key: "_id", Value: bson.D{{Key: "$lt", Value: newest}}},
+		{Key: "_id", Value: bson.D{{Key: "$lt", Value: seqID(newest)}}},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("mongodb: prune revocations: %w", err)
 	}
 	return res.DeletedCount, nil
-}
-
-func (d *revocationDoc) entry() auth.RevocationEntry {
-	return auth.RevocationEntry{Seq: d.Seq, SessionIDs: d.SessionIDs, At: d.At.UTC()}
 }
