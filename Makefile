@@ -1,14 +1,16 @@
 # The two commands of the README: `go run .` runs the server; `make test` tests it.
 GO ?= go
 
-.PHONY: run test vet generate check-generate
+.PHONY: run test vet staticcheck generate check-generate
+# staticcheck at a pinned version, run without adding it to go.mod.
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 run:
 	$(GO) run .
 
-## test: vet, then every Go test with the race detector against the embedded database, then the client
-## tests (e2e).
-test: vet
+## test: vet and staticcheck, then every Go test with the race detector against the embedded database,
+## a short fuzz of the document limits, then the client tests (e2e).
+test: vet staticcheck
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory e2e
 
@@ -23,6 +25,9 @@ e2e:
 
 vet:
 	$(GO) vet ./...
+
+staticcheck:
+	$(STATICCHECK) ./...
 
 ## generate: regenerate gqlgen code from schema.graphqls.
 generate:
