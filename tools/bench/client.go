@@ -46,9 +46,10 @@ func (c *client) close() { c.hc.CloseIdleConnections() }
 // opError is a failed request; kind groups failures in the report
 // ("http 503", "graphql RATE_LIMITED (busy)", "timeout", ...).
 type opError struct {
-	kind string
-	code string // the GraphQL extensions.code, if any
-	err  error
+	kind       string
+	code       string        // the GraphQL extensions.code, if any
+	retryAfter time.Duration // extensions.retryAfter of RATE_LIMITED
+	err        error
 }
 
 func (e *opError) Error() string {
@@ -63,8 +64,9 @@ func (e *opError) Unwrap() error { return e.err }
 type gqlError struct {
 	Message    string `json:"message"`
 	Extensions struct {
-		Code   string `json:"code"`
-		Reason string `json:"reason"`
+		Code       string `json:"code"`
+		Reason     string `json:"reason"`
+		RetryAfter int    `json:"retryAfter"`
 	} `json:"extensions"`
 }
 
@@ -106,7 +108,8 @@ func (c *client) post(ctx context.Context, body []byte, bearer string, out any) 
 		if e.Extensions.Reason != "" {
 			kind += " (" + e.Extensions.Reason + ")"
 		}
-		return &opError{kind: kind, code: e.Extensions.Code, err: errors.New(e.Message)}
+		return &opError{kind: kind, code: e.Extensions.Code, retryAfter: time.Duration(e.Extensions.RetryAfter) * time.Second,
+			err: errors.New(e.Message)}
 	}
 	if len(env.Data) == 0 || string(env.Data) == "null" {
 		return &opError{kind: "no data"}

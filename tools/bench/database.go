@@ -223,7 +223,8 @@ func seedSessions(ctx context.Context, db *mongo.Database, users []userDoc, tota
 // seededSession is the i-th seeded session, of u: created within the last
 // day, and logged out unless i is a multiple of four.
 func seededSession(u *userDoc, i int, now time.Time) sessionDoc {
-	created := now.Add(-time.Duration(i%1440) * time.Minute)
+	created := now.Add(-time.Duration(2+i%1430) * time.Minute) // used a minute later, ended one after
+
 	used := created.Add(time.Minute)
 	token := sha256.Sum256([]byte(randomText(32)))
 	s := sessionDoc{

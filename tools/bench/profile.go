@@ -61,7 +61,9 @@ func startPprof(ctx context.Context, base, dir, name string, d time.Duration) (s
 	before := fetchTo(ctx, base+"/debug/pprof/allocs", file+".allocs-before.pb.gz")
 	seconds := max(int(math.Ceil(d.Seconds())), 1)
 	cpu := make(chan error, 1)
-	go func() { cpu <- fetchTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), file+".cpu.pb.gz") }()
+	go func() {
+		cpu <- fetchTo(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds), file+".cpu.pb.gz")
+	}()
 	return func() error {
 		return errors.Join(before, <-cpu, fetchTo(ctx, base+"/debug/pprof/allocs", file+".allocs.pb.gz"))
 	}

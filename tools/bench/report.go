@@ -184,16 +184,16 @@ func (r *Report) print(w io.Writer) {
 func (s *SoakResult) print(w io.Writer) {
 	fmt.Fprintf(w, "\nsoak: %s, %d users each looping login → %d × me → %d × refreshToken → logout;\n",
 		time.Duration(s.DurationS*float64(time.Second)), s.Users, mePerLoop, refreshesPerLoop)
-	fmt.Fprintf(w, "      sessions in the database %d at the start, %d at the end; %d loops, %d errors\n\n",
-		s.SessionsAtStart, s.SessionsAtEnd, s.Loops, s.Errors)
-	fmt.Fprintf(w, "%-12s %6s %8s %9s %9s %9s %7s %8s %9s %10s\n",
-		"interval", "loops", "loops/s", "req/s", "me p99", "refr p50", "errors", "srv cpu", "srv rss", "goroutines")
+	fmt.Fprintf(w, "      sessions in the database %d at the start, %d at the end; %d loops, %d logins retried (busy), %d errors\n\n",
+		s.SessionsAtStart, s.SessionsAtEnd, s.Loops, s.Busy, s.Errors)
+	fmt.Fprintf(w, "%-12s %6s %8s %9s %9s %9s %5s %7s %8s %9s %10s\n",
+		"interval", "loops", "loops/s", "req/s", "me p99", "refr p50", "busy", "errors", "srv cpu", "srv rss", "goroutines")
 	for _, iv := range s.Intervals {
-		fmt.Fprintf(w, "%-12s %6d %8.2f %9.1f %9s %9s %7d %8.2f %9s %10d\n",
+		fmt.Fprintf(w, "%-12s %6d %8.2f %9.1f %9s %9s %5d %7d %8.2f %9s %10d\n",
 			fmt.Sprintf("%g–%gs", iv.StartS, iv.EndS), iv.Loops, iv.LoopsPerS, float64(iv.Requests)/(iv.EndS-iv.StartS),
-			duration(iv.MeP99MS), duration(iv.RefreshP50MS), iv.Errors, iv.ServerCores, megabytes(iv.RSSBytes), iv.Goroutines)
+			duration(iv.MeP99MS), duration(iv.RefreshP50MS), iv.Busy, iv.Errors, iv.ServerCores, megabytes(iv.RSSBytes), iv.Goroutines)
 	}
-	fmt.Fprintf(w, "%-12s %s\n", "", "(srv rss and goroutines at the end of the interval)")
+	fmt.Fprintf(w, "%-12s %s\n", "", "(busy: logins turned away, RATE_LIMITED, and retried; srv rss and goroutines at the end of the interval)")
 	fmt.Fprintf(w, "\n%-34s %9s %10s\n", "soak check", "value", "target")
 	for _, x := range s.Checks {
 		verdict := "PASS"
@@ -201,6 +201,12 @@ func (s *SoakResult) print(w io.Writer) {
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(w, "%-34s %9s %10s  %s\n", x.Name, x.Display, x.Target, verdict)
+	}
+	if len(s.ServerErrors) > 0 {
+		fmt.Fprintf(w, "\nthe server's last errors during the soak:\n")
+		for _, line := range s.ServerErrors {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
 	}
 }
 

@@ -91,9 +91,9 @@ type serverProc struct {
 	baseURL  string
 	pprofURL string // empty: no PPROF_ADDR
 	logs     *tailBuffer
-	exited  chan struct{} // closed once the process has exited
-	waitErr error         // valid after exited is closed
-	stopped sync.Once
+	exited   chan struct{} // closed once the process has exited
+	waitErr  error         // valid after exited is closed
+	stopped  sync.Once
 }
 
 // startServer runs bin with the settings plus HOST and PORT on loopback (and

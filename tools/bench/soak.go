@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -34,10 +35,13 @@ type SoakResult struct {
 	SessionsAtEnd   int64             `json:"sessions_at_end"`
 	Intervals       []SoakInterval    `json:"intervals"`
 	Loops           int               `json:"loops"`
+	Busy            int               `json:"busy"` // logins turned away (RATE_LIMITED busy) and retried
 	Errors          int               `json:"errors"`
 	ErrorKinds      map[string]int    `json:"error_kinds,omitempty"`
 	ErrorSamples    map[string]string `json:"error_samples,omitempty"`
 	Checks          []Ratio           `json:"checks"`
+	// ServerErrors are the last error lines of the server's log, if any.
+	ServerErrors []string `json:"server_errors,omitempty"`
 }
 
 // SoakInterval is one interval of the soak. RSS and goroutines are read at
@@ -48,6 +52,7 @@ type SoakInterval struct {
 	Loops        int     `json:"loops"` // completed: their logout answered
 	LoopsPerS    float64 `json:"loops_per_s"`
 	Requests     int     `json:"requests"`
+	Busy         int     `json:"busy"`
 	Errors       int     `json:"errors"`
 	MeP99MS      float64 `json:"me_p99_ms"`
 	RefreshP50MS float64 `json:"refresh_p50_ms"`
@@ -76,6 +81,7 @@ func runSoak(ctx context.Context, cfg Config, bin string, env map[string]string,
 		defer s.c.close()
 		s.run(ctx)
 		s.summarize(res)
+		res.ServerErrors = errorLines(srv.logs.String(), 5)
 		return ctx.Err()
 	})
 	if err != nil {
@@ -123,11 +129,11 @@ type soaker struct {
 
 // soakBucket is what happened in one interval.
 type soakBucket struct {
-	loops, requests, errors int
-	me, refresh             []time.Duration
-	cpu                     time.Duration // the server's CPU time at the end
-	rss                     int64
-	goroutines              int
+	loops, requests, busy, errors int
+	me, refresh                   []time.Duration
+	cpu                           time.Duration // the server's CPU time at the end
+	rss                           int64
+	goroutines                    int
 }
 
 // newSoaker returns a soaker of d rounded up to whole intervals.
@@ -166,7 +172,10 @@ func (s *soaker) run(ctx context.Context) {
 
 // worker loops as account a until the deadline. A loop cut by the deadline is
 // abandoned (its session stays open); a failed one counts its error and starts
-// over with a login.
+// over with a login. A login turned away because the server's hashing is busy
+// is retried after the time the server asks for, as a client would: 16 users
+// logging in at once are more than two cores hash at cost 12, and the server
+// is made to turn the rest away quickly.
 func (s *soaker) worker(ctx context.Context, a account) {
 	meBody := operation(meQuery, nil)
 	for ctx.Err() == nil && time.Now().Before(s.deadline) {
@@ -183,12 +192,11 @@ func (s *soaker) worker(ctx context.Context, a account) {
 	}
 }
 
-var errSoakOver = fmt.Errorf("the soak is over")
+var errSoakOver = errors.New("the soak is over")
 
 func (s *soaker) loop(ctx context.Context, a account, meBody []byte) error {
-	var sess session
-	var err error
-	if err := s.op(ctx, nil, func() error { sess, err = s.c.login(ctx, a.name, a.password); return err }); err != nil {
+	sess, err := s.login(ctx, a)
+	if err != nil {
 		return err
 	}
 	for range mePerLoop {
@@ -197,7 +205,12 @@ func (s *soaker) loop(ctx context.Context, a account, meBody []byte) error {
 		}
 	}
 	for range refreshesPerLoop {
-		if err := s.op(ctx, refreshLatency, func() error { sess, err = s.c.refresh(ctx, sess.RefreshToken, a.name); return err }); err != nil {
+		err := s.op(ctx, refreshLatency, func() error {
+			next, err := s.c.refresh(ctx, sess.RefreshToken, a.name)
+			sess = next
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -206,6 +219,29 @@ func (s *soaker) loop(ctx context.Context, a account, meBody []byte) error {
 	}
 	s.record(time.Now(), func(b *soakBucket) { b.loops++ })
 	return nil
+}
+
+// login signs a in, retrying after the wait the server asks for while it
+// turns logins away (RATE_LIMITED).
+func (s *soaker) login(ctx context.Context, a account) (session, error) {
+	for {
+		var sess session
+		err := s.op(ctx, nil, func() error {
+			var err error
+			sess, err = s.c.login(ctx, a.name, a.password)
+			return err
+		})
+		var oe *opError
+		if !errors.As(err, &oe) || oe.code != "RATE_LIMITED" {
+			return sess, err
+		}
+		s.record(time.Now(), func(b *soakBucket) { b.busy++ })
+		select {
+		case <-ctx.Done():
+			return session{}, ctx.Err()
+		case <-time.After(max(oe.retryAfter, failurePause)):
+		}
+	}
 }
 
 // latency picks which latencies of a bucket an operation adds to.
@@ -253,7 +289,7 @@ func (s *soaker) summarize(res *SoakResult) {
 	for i, b := range s.buckets {
 		iv := SoakInterval{
 			StartS: (time.Duration(i) * s.interval).Seconds(), EndS: (time.Duration(i+1) * s.interval).Seconds(),
-			Loops: b.loops, Requests: b.requests, Errors: b.errors,
+			Loops: b.loops, Requests: b.requests, Busy: b.busy, Errors: b.errors,
 			MeP99MS: percentiles(b.me).P99, RefreshP50MS: percentiles(b.refresh).P50,
 			RSSBytes: b.rss, Goroutines: b.goroutines,
 		}
@@ -264,25 +300,28 @@ func (s *soaker) summarize(res *SoakResult) {
 		}
 		res.Intervals = append(res.Intervals, iv)
 		res.Loops += b.loops
+		res.Busy += b.busy
 	}
 	sum := summarize("soak", soakUsers, 0, []tally{s.tally})
 	res.Errors, res.ErrorKinds, res.ErrorSamples = sum.Errors, sum.ErrorKinds, sum.ErrorSamples
 }
 
 // soakChecks judges the intervals against the soak's targets: the last
-// interval's rate of completed loops within 10 % of the first's, and the
-// server's memory and goroutines flat after the first interval (the warm-up).
+// interval's rate of completed loops within 10 % of the first's (not met when
+// the first completed none), and the server's memory and goroutines flat
+// after the first interval (the warm-up).
 func soakChecks(intervals []SoakInterval) []Ratio {
 	if len(intervals) < 2 {
 		return nil
 	}
 	first, last := intervals[0], intervals[len(intervals)-1]
 	var out []Ratio
+	loops := Ratio{Name: "loops/s, last / first interval", Display: "no loops", Target: "0.90–1.10"}
 	if first.LoopsPerS > 0 {
-		v := last.LoopsPerS / first.LoopsPerS
-		out = append(out, Ratio{Name: "loops/s, last / first interval", Value: v, Display: fmt.Sprintf("%.2f", v),
-			Target: "0.90–1.10", Met: v >= 0.9 && v <= 1.1})
+		loops.Value = last.LoopsPerS / first.LoopsPerS
+		loops.Display, loops.Met = fmt.Sprintf("%.2f", loops.Value), loops.Value >= 0.9 && loops.Value <= 1.1
 	}
+	out = append(out, loops)
 	if first.RSSBytes > 0 {
 		v := float64(last.RSSBytes) / float64(first.RSSBytes)
 		out = append(out, Ratio{Name: "server RSS, last / first interval", Value: v, Display: fmt.Sprintf("%.2f", v),
@@ -318,6 +357,17 @@ func goroutines(ctx context.Context, pprofURL string) (int, error) {
 		return 0, err
 	}
 	return parseGoroutines(line)
+}
+
+// errorLines returns the last n lines of log at level ERROR.
+func errorLines(log string, n int) []string {
+	var out []string
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "level=ERROR") || strings.Contains(line, `"level":"ERROR"`) {
+			out = append(out, truncate(strings.TrimSpace(line), 300))
+		}
+	}
+	return out[max(len(out)-n, 0):]
 }
 
 func parseGoroutines(line string) (int, error) {

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"io"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	none := func(string) string { return "" }
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, got configView)
+	}{
+		{"full", nil, func(t *testing.T, got configView) {
+			want := configView{15 * time.Second, 3 * time.Minute, 20 * time.Second, 10000, filepath.Join("../..", "bench-results.json"), false}
+			if got != want {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+		}},
+		{"short: short phases, no soak", []string{"-short"}, func(t *testing.T, got configView) {
+			if got.phase != 3*time.Second || got.soak != 0 || !got.short {
+				t.Errorf("got %+v, want 3s phases, no soak", got)
+			}
+		}},
+		{"flags win over the mode", []string{"-short", "-soak", "40s", "-duration", "5s"}, func(t *testing.T, got configView) {
+			if got.phase != 5*time.Second || got.soak != 40*time.Second {
+				t.Errorf("got %+v, want 5s phases and a 40s soak", got)
+			}
+		}},
+		{"results in the repository by default", []string{"-repo", "/src/authgql"}, func(t *testing.T, got configView) {
+			if want := "/src/authgql/bench-results.json"; got.out != want {
+				t.Errorf("out: got %q, want %q", got.out, want)
+			}
+		}},
+		{"no results file", []string{"-out", "-"}, func(t *testing.T, got configView) {
+			if got.out != "" {
+				t.Errorf("out: got %q, want none", got.out)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parse(tt.args, none, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, configView{cfg.PhaseDuration, cfg.Soak, cfg.SoakInterval, cfg.SoakSessions, cfg.Out, cfg.Short})
+		})
+	}
+}
+
+type configView struct {
+	phase, soak, interval time.Duration
+	sessions              int
+	out                   string
+	short                 bool
+}
+
+func TestParseRefuses(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"-cost", "9"},
+		{"-users", "0"},
+		{"-soak", "-1s"},
+		{"-soak-interval", "0s"},
+		{"-duration", "0s"},
+		{"extra"},
+	} {
+		if _, err := parse(args, none, io.Discard); err == nil {
+			t.Errorf("%v: got no error", args)
+		}
+	}
+}
