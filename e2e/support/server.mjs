@@ -41,6 +41,7 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
   const bin = serverBinary();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'authgql-e2e-data-'));
   const jwtSecret = randomBytes(32).toString('hex');
+  const addrFile = path.join(dataDir, 'addr'); // the server writes host:port here once it listens
   const childEnv = { ...process.env };
   // Never let the caller's environment point the tests at a real database or change the token format.
   for (const key of ['MONGODB_URI', 'MONGODB_DATABASE', 'APP_ENV', 'JWT_ISSUER', 'JWT_AUDIENCE',
@@ -53,7 +54,8 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
     DATA_DIR: dataDir,
     BCRYPT_COST: '10',
     JWT_SECRET: jwtSecret,
-    LOG_LEVEL: 'info', // the "listening" line with the chosen port is logged at info
+    ADDR_FILE: addrFile,
+    LOG_LEVEL: 'info',
   }, env);
 
   const child = spawn(bin, [], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -64,26 +66,27 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
     resolve({ code, signal });
   }));
 
-  const addr = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error(`server did not log "listening" within ${timeoutMs} ms`)), timeoutMs);
-    function fail(err) {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`${err.message}\n--- server output ---\n${logs.join('\n')}`));
+  for (const stream of [child.stdout, child.stderr]) {
+    readline.createInterface({ input: stream }).on('line', (line) => logs.push(line));
+  }
+  let early = null;
+  child.once('error', (err) => { early = err; });
+  exited.then(({ code, signal }) => { early ??= new Error(`server exited early (code ${code}, signal ${signal})`); });
+  // The address comes from ADDR_FILE (written whole, by rename), the one way every client of PORT=0 learns it.
+  const addr = await (async () => {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      if (early) break;
+      try {
+        const text = fs.readFileSync(addrFile, 'utf8').trim();
+        if (text) return text;
+      } catch { /* not yet */ }
+      if (Date.now() > until) break;
+      await new Promise((r) => setTimeout(r, 50));
     }
-    for (const stream of [child.stdout, child.stderr]) {
-      readline.createInterface({ input: stream }).on('line', (line) => {
-        logs.push(line);
-        const m = /\bmsg=listening addr=(\S+)/.exec(line) ?? /"msg":"listening".*?"addr":"([^"]+)"/.exec(line);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]);
-        }
-      });
-    }
-    child.once('error', fail);
-    exited.then(({ code, signal }) => fail(new Error(`server exited early (code ${code}, signal ${signal})`)));
-  });
+    child.kill('SIGKILL');
+    throw new Error(`${early?.message ?? `server did not write ADDR_FILE within ${timeoutMs} ms`}\n--- server output ---\n${logs.join('\n')}`);
+  })();
 
   const baseUrl = `http://${addr}`;
   const deadline = Date.now() + timeoutMs;
