@@ -29,6 +29,12 @@ vet:
 staticcheck:
 	$(STATICCHECK) ./...
 
+## fuzz-short: fuzz the GraphQL document limits for 20 s: every document goes through parse, limits, validation
+## and complexity, and none may take a second. `go test` runs only the seed documents.
+.PHONY: fuzz-short
+fuzz-short:
+	$(GO) test -run='^$$' -fuzz=FuzzDocumentLimits -fuzztime=20s ./graph/
+
 ## generate: regenerate gqlgen code from schema.graphqls.
 generate:
 	$(GO) generate ./...

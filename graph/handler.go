@@ -3,9 +3,9 @@ package graph
 import (
 	"log/slog"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
@@ -36,15 +36,37 @@ func NewHandler(svc *auth.Service, logger *slog.Logger, limits Limits) *handler.
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
-	srv.SetParserTokenLimit(limits.ParserTokens)
-	srv.SetDisableSuggestion(!limits.Suggestions)
-	if limits.Introspection {
-		srv.Use(extension.Introspection{})
-	}
-	srv.Use(extension.FixedComplexityLimit(limits.Complexity))
-	srv.Use(documentLimits{depth: limits.Depth, aliases: limits.Aliases})
-	srv.SetErrorPresenter(errorPresenter(logger))
-	srv.SetRecoverFunc(recoverFunc(logger))
+	configure(srv, logger, limits)
 	return srv
+}
+
+// configurable is what gqlgen's handler.Server and executor.Executor share: the
+// tests run a bare executor, configured by the same function, to check the
+// whole path from text to operation without HTTP.
+type configurable interface {
+	Use(graphql.HandlerExtension)
+	SetQueryCache(graphql.Cache[*ast.QueryDocument])
+	SetParserTokenLimit(int)
+	SetDisableSuggestion(bool)
+	SetErrorPresenter(graphql.ErrorPresenterFunc)
+	SetRecoverFunc(graphql.RecoverFunc)
+}
+
+func configure(e configurable, logger *slog.Logger, limits Limits) {
+	cache := newQueryCache(queryCacheBytes, queryCacheMaxQuery)
+	e.SetQueryCache(cache)
+	e.SetParserTokenLimit(limits.ParserTokens)
+	e.SetDisableSuggestion(!limits.Suggestions)
+	// Runs before validation; whatever comes after sees only documents it
+	// has measured.
+	e.Use(documentLimits{tokens: limits.ParserTokens, fields: limits.Complexity,
+		selections: selectionLimit(limits.Complexity), depth: limits.Depth, aliases: limits.Aliases, passed: cache})
+	if limits.Introspection {
+		e.Use(extension.Introspection{})
+	}
+	// Counts what documentLimits counts while every field costs 1; it stays
+	// for the day a field is given a cost of its own.
+	e.Use(extension.FixedComplexityLimit(limits.Complexity))
+	e.SetErrorPresenter(errorPresenter(logger))
+	e.SetRecoverFunc(recoverFunc(logger))
 }

@@ -22,6 +22,8 @@ package api_test
 //	GET queries only; no form/multipart/text-plain                         TestGETRunsQueriesOnly, TestNonJSONBodiesExecuteNothing
 //	introspection, suggestions, Playground off in production               TestIntrospectionAndSuggestions, config tests
 //	depth, alias, complexity, token limits                                 TestDocumentLimits
+//	fragment bombs refused in linear time; others keep being served        TestFragmentBombsRefusedQuickly, TestFragmentBombsKeepServing (+ graph FuzzDocumentLimits)
+//	query cache bounded by bytes; long documents never cached              TestQueryCacheMemory (+ graph TestQueryCacheByteBound)
 //	every path to a protected field hits @auth                             TestAuthOnEveryPath
 //	errors carry no internals                                              TestDatabaseDown, TestRegisterDuplicateInAnotherCase, TestMalformedBodiesAreNotEchoed
 //	body limit, header and slow-client timeouts                            TestBodyLimit, server_test.go TestSlowHeaders
