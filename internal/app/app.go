@@ -52,7 +52,11 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	if d.Logger == nil || d.DB == nil || d.Now == nil {
 		return nil, errors.New("app: a logger, a database and a clock are required")
 	}
-	stores, err := newStores(ctx, d.DB)
+	backend := mongodb.MongoDB
+	if cfg.MongoURI == "" {
+		backend = mongodb.Embedded // no URI: the embedded database (development and tests)
+	}
+	stores, err := newStores(ctx, d.DB, backend)
 	if err != nil {
 		return nil, err
 	}
@@ -122,12 +126,12 @@ func (a *App) Run(ctx context.Context) {
 	a.Auth.Run(ctx, a.logger, a.cfg.RevocationSync)
 }
 
-func newStores(ctx context.Context, db *mongo.Database) (auth.Stores, error) {
+func newStores(ctx context.Context, db *mongo.Database, backend mongodb.Backend) (auth.Stores, error) {
 	users, err := mongodb.NewUserStore(ctx, db)
 	if err != nil {
 		return auth.Stores{}, err
 	}
-	sessions, err := mongodb.NewSessionStore(ctx, db)
+	sessions, err := mongodb.NewSessionStore(ctx, db, backend)
 	if err != nil {
 		return auth.Stores{}, err
 	}

@@ -25,8 +25,8 @@ type RevocationEntry struct {
 type RevocationLog interface {
 	// Append records ids and returns the entry's number.
 	Append(ctx context.Context, ids []string, at time.Time) (int64, error)
-	// Has reports whether entry seq exists (a cheap point read).
-	Has(ctx context.Context, seq int64) (bool, error)
+	// Entry returns entry seq if it exists (a cheap point read).
+	Entry(ctx context.Context, seq int64) (RevocationEntry, bool, error)
 	// After returns up to limit entries numbered above seq, in order.
 	After(ctx context.Context, seq int64, limit int) ([]RevocationEntry, error)
 	// Prune removes entries written before before.
@@ -83,11 +83,17 @@ func (r *revocations) scanDue(now time.Time) bool {
 	return r.lastSeq == 0 || now.Sub(r.lastScan) >= scanEvery
 }
 
+// scanned records a range read of the log.
+func (r *revocations) scanned(now time.Time) {
+	r.mu.Lock()
+	r.lastScan = now
+	r.mu.Unlock()
+}
+
 // read records entries read from the log.
 func (r *revocations) read(entries []RevocationEntry, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lastScan = now
 	for _, e := range entries {
 		for _, id := range e.SessionIDs {
 			if _, ok := r.seen[id]; !ok {
@@ -125,15 +131,20 @@ const (
 // Sync reads the log entries written since the last sync into the
 // revocation set, and forgets sessions whose access tokens have all expired.
 func (s *Service) Sync(ctx context.Context) error {
-	if next := s.revoked.cursor() + 1; !s.revoked.scanDue(s.now()) {
-		ok, err := s.revocationLog.Has(ctx, next)
-		if err != nil {
-			return fmt.Errorf("auth: read revocation log: %w", err)
+	if !s.revoked.scanDue(s.now()) {
+		// Numbers have no gaps: read the next ones one by one.
+		for range syncBatch {
+			e, ok, err := s.revocationLog.Entry(ctx, s.revoked.cursor()+1)
+			if err != nil {
+				return fmt.Errorf("auth: read revocation log: %w", err)
+			}
+			if !ok {
+				break
+			}
+			s.revoked.read([]RevocationEntry{e}, s.now())
 		}
-		if !ok {
-			s.revoked.prune(s.now().Add(-s.horizon()))
-			return nil
-		}
+		s.revoked.prune(s.now().Add(-s.horizon()))
+		return nil
 	}
 	for {
 		entries, err := s.revocationLog.After(ctx, s.revoked.cursor(), syncBatch)
@@ -145,6 +156,7 @@ func (s *Service) Sync(ctx context.Context) error {
 			break
 		}
 	}
+	s.revoked.scanned(s.now())
 	s.revoked.prune(s.now().Add(-s.horizon()))
 	return nil
 }

@@ -14,6 +14,21 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 )
 
+// Backend says which server a store talks to, where their abilities differ.
+type Backend int
+
+const (
+	// MongoDB (a replica set or Atlas) isolates single-document updates and
+	// uses its indexes for any filter.
+	MongoDB Backend = iota
+	// Embedded is the embedded FerretDB: it answers from an index only a
+	// filter that is exactly {_id: v} and scans for anything else, and it does
+	// not isolate updates anyway. Stores then read by _id, check the rest of
+	// the condition in Go, and write by _id alone: the same guarantees it
+	// gave with a conditional update, without a scan per write.
+	Embedded
+)
+
 // Connect opens a client for uri with majority, journaled writes and checks
 // that the server answers.
 func Connect(ctx context.Context, uri string) (*mongo.Client, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,6 +23,9 @@ import (
 // _id it scans for).
 type RevocationLog struct {
 	coll *mongo.Collection
+	// hint is the highest number this instance has seen: the newest number is
+	// then found by point reads above it, not by a sorted scan.
+	hint atomic.Int64
 }
 
 var _ auth.RevocationLog = (*RevocationLog)(nil)
@@ -60,6 +64,7 @@ func (l *RevocationLog) Append(ctx context.Context, ids []string, at time.Time) 
 		}
 		_, err = l.coll.InsertOne(ctx, revocationDoc{ID: seqID(last + 1), SessionIDs: ids, At: at})
 		if err == nil {
+			l.saw(last + 1)
 			return last + 1, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
@@ -69,8 +74,37 @@ func (l *RevocationLog) Append(ctx context.Context, ids []string, at time.Time) 
 	return 0, errors.New("mongodb: insert revocation: too many concurrent writers")
 }
 
-// newest returns the highest number in the log, 0 when it is empty.
+// probes bounds the point reads newest makes above its hint before it falls
+// back to one sorted read.
+const probes = 16
+
+func (l *RevocationLog) saw(seq int64) {
+	for {
+		h := l.hint.Load()
+		if seq <= h || l.hint.CompareAndSwap(h, seq) {
+			return
+		}
+	}
+}
+
+// newest returns the highest number in the log, 0 when it is empty. Numbers
+// have no gaps above any number that exists (each is the one before plus
+// one), so from a number seen it walks up by point reads.
 func (l *RevocationLog) newest(ctx context.Context) (int64, error) {
+	if h := l.hint.Load(); h > 0 {
+		if ok, err := l.has(ctx, h); err != nil || ok {
+			for i := int64(1); i <= probes && err == nil; i++ {
+				var next bool
+				if next, err = l.has(ctx, h+i); err == nil && !next {
+					l.saw(h + i - 1)
+					return h + i - 1, nil
+				}
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+	}
 	var doc revocationDoc
 	err := l.coll.FindOne(ctx, bson.D{}, options.FindOne().
 		SetSort(bson.D{{Key: "_id", Value: -1}}).SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&doc)
@@ -80,7 +114,11 @@ func (l *RevocationLog) newest(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("mongodb: find newest revocation: %w", err)
 	}
-	return parseSeq(doc.ID)
+	seq, err := parseSeq(doc.ID)
+	if err == nil {
+		l.saw(seq)
+	}
+	return seq, err
 }
 
 func seqID(seq int64) string { return fmt.Sprintf("%019d", seq) }
@@ -93,9 +131,10 @@ func parseSeq(id string) (int64, error) {
 	return seq, nil
 }
 
-// Has reports whether entry seq exists: one point read by _id, cheap even
-// where ranges are not indexed.
-func (l *RevocationLog) Has(ctx context.Context, seq int64) (bool, error) {
+// Database is the database the log is kept in.
+func (l *RevocationLog) Database() *mongo.Database { return l.coll.Database() }
+
+func (l *RevocationLog) has(ctx context.Context, seq int64) (bool, error) {
 	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: seqID(seq)}},
 		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -105,6 +144,21 @@ func (l *RevocationLog) Has(ctx context.Context, seq int64) (bool, error) {
 		return false, fmt.Errorf("mongodb: find revocation: %w", err)
 	}
 	return true, nil
+}
+
+// Entry returns entry seq, if it exists: one point read by _id, which the
+// embedded database answers from an index (a range it scans).
+func (l *RevocationLog) Entry(ctx context.Context, seq int64) (auth.RevocationEntry, bool, error) {
+	var doc revocationDoc
+	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: seqID(seq)}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return auth.RevocationEntry{}, false, nil
+	}
+	if err != nil {
+		return auth.RevocationEntry{}, false, fmt.Errorf("mongodb: find revocation: %w", err)
+	}
+	l.saw(seq)
+	return auth.RevocationEntry{Seq: seq, SessionIDs: doc.SessionIDs, At: doc.At.UTC()}, true, nil
 }
 
 // After returns up to limit entries numbered above seq, in order.
@@ -121,6 +175,7 @@ func (l *RevocationLog) After(ctx context.Context, seq int64, limit int) ([]auth
 			return nil, err
 		}
 		out[i] = auth.RevocationEntry{Seq: seq, SessionIDs: d.SessionIDs, At: d.At.UTC()}
+		l.saw(seq)
 	}
 	return out, nil
 }

@@ -18,8 +18,8 @@ func TestRevocationLogNumbersAreUniqueAndGapless(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := t.Context()
-	if ok, err := l.Has(ctx, 1); err != nil || ok {
-		t.Fatalf("Has(1) on an empty log = %v, %v", ok, err)
+	if _, ok, err := l.Entry(ctx, 1); err != nil || ok {
+		t.Fatalf("Entry(1) on an empty log = %v, %v", ok, err)
 	}
 	const writers = 12
 	var wg sync.WaitGroup
@@ -40,8 +40,19 @@ func TestRevocationLogNumbersAreUniqueAndGapless(t *testing.T) {
 			t.Fatalf("numbers = %v, want 1..%d", seqs, writers)
 		}
 	}
-	if ok, err := l.Has(ctx, writers); err != nil || !ok {
-		t.Fatalf("Has(%d) = %v, %v; want true", writers, ok, err)
+	if e, ok, err := l.Entry(ctx, writers); err != nil || !ok || e.Seq != writers || len(e.SessionIDs) != 1 {
+		t.Fatalf("Entry(%d) = %+v, %v, %v", writers, e, ok, err)
+	}
+	// Another instance's log (no hint) agrees on the newest number.
+	other, err := mongodb.NewRevocationLog(ctx, l.Database())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq, err := other.Append(ctx, []string{"from-other"}, time.Now()); err != nil || seq != writers+1 {
+		t.Fatalf("append from a fresh instance = %d, %v; want %d", seq, err, writers+1)
+	}
+	if seq, err := l.Append(ctx, []string{"back"}, time.Now()); err != nil || seq != writers+2 {
+		t.Fatalf("append past a stale hint = %d, %v; want %d", seq, err, writers+2)
 	}
 	var seen []string
 	var cursor int64
@@ -61,15 +72,15 @@ func TestRevocationLogNumbersAreUniqueAndGapless(t *testing.T) {
 			break
 		}
 	}
-	if len(seen) != writers {
-		t.Fatalf("read %d session ids, want %d: %v", len(seen), writers, seen)
+	if len(seen) != writers+2 {
+		t.Fatalf("read %d session ids, want %d: %v", len(seen), writers+2, seen)
 	}
 	// Pruning by age removes old entries but keeps the newest, so numbering
 	// goes on above it and readers past it miss nothing.
-	if n, err := l.Prune(ctx, time.Now().Add(time.Minute)); err != nil || n != writers-1 {
-		t.Fatalf("Prune = %d, %v; want %d", n, err, writers-1)
+	if n, err := l.Prune(ctx, time.Now().Add(time.Minute)); err != nil || n != writers+1 {
+		t.Fatalf("Prune = %d, %v; want %d", n, err, writers+1)
 	}
-	if seq, err := l.Append(ctx, []string{"z"}, time.Now()); err != nil || seq != writers+1 {
-		t.Fatalf("append after prune = %d, %v; want %d", seq, err, writers+1)
+	if seq, err := l.Append(ctx, []string{"z"}, time.Now()); err != nil || seq != writers+3 {
+		t.Fatalf("append after prune = %d, %v; want %d", seq, err, writers+3)
 	}
 }

@@ -15,7 +15,8 @@ import (
 
 // SessionStore keeps sessions in the "sessions" collection.
 type SessionStore struct {
-	coll *mongo.Collection
+	coll    *mongo.Collection
+	backend Backend
 }
 
 var _ auth.SessionStore = (*SessionStore)(nil)
@@ -41,8 +42,8 @@ type sessionDoc struct {
 const expiredRetention = 24 * time.Hour
 
 // NewSessionStore returns a SessionStore on db, creating its indexes if needed.
-func NewSessionStore(ctx context.Context, db *mongo.Database) (*SessionStore, error) {
-	s := &SessionStore{coll: db.Collection("sessions")}
+func NewSessionStore(ctx context.Context, db *mongo.Database, backend Backend) (*SessionStore, error) {
+	s := &SessionStore{coll: db.Collection("sessions"), backend: backend}
 	for _, field := range []string{"user_id", "revoked_at"} {
 		if _, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
 			Keys:    bson.D{{Key: field, Value: 1}},
@@ -104,6 +105,17 @@ func (s *SessionStore) ByID(ctx context.Context, id string) (*auth.Session, erro
 // database).
 func (s *SessionStore) Rotate(ctx context.Context, id string, r auth.Rotation) (*auth.Session, error) {
 	filter := append(bson.D{{Key: "_id", Value: id}, {Key: "token_hash", Value: r.From}}, active(r.Now)...)
+	if s.backend == Embedded {
+		// Read by _id and check in Go; then the write goes by _id alone.
+		sess, err := s.ByID(ctx, id)
+		if errors.Is(err, auth.ErrNotFound) || err == nil && (sess.TokenHash != r.From || !sess.Active(r.Now)) {
+			return nil, auth.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		filter = bson.D{{Key: "_id", Value: id}}
+	}
 	set := bson.D{
 		{Key: "token_hash", Value: r.To},
 		{Key: "prev_hash", Value: r.From},
@@ -140,9 +152,16 @@ func (s *SessionStore) ActiveIDs(ctx context.Context, userID string, ids []strin
 	var idCond bson.D
 	switch {
 	case len(ids) == 1 && except == "":
-		// The common case (logout): _id equality is the one filter the
-		// embedded database answers from an index; $in it scans.
-		filter = append(filter, bson.E{Key: "_id", Value: ids[0]})
+		// The common case (logout): one session, read by _id (a filter of
+		// _id alone is the one the embedded database answers from an index).
+		sess, err := s.ByID(ctx, ids[0])
+		if errors.Is(err, auth.ErrNotFound) || err == nil && (sess.UserID != userID || !sess.RevokedAt.IsZero()) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []string{sess.ID}, nil
 	case ids != nil:
 		idCond = append(idCond, bson.E{Key: "$in", Value: ids})
 	}
@@ -176,9 +195,19 @@ func (s *SessionStore) Revoke(ctx context.Context, ids []string, reason string, 
 	}
 	set := bson.D{{Key: "$set", Value: bson.D{{Key: "revoked_at", Value: now}, {Key: "revoked_reason", Value: reason}}}}
 	var err error
-	if len(ids) == 1 { // by _id equality, as above
+	switch {
+	case len(ids) == 1 && s.backend == Embedded: // by _id alone, as in Rotate
+		sess, rerr := s.ByID(ctx, ids[0])
+		if errors.Is(rerr, auth.ErrNotFound) || rerr == nil && !sess.RevokedAt.IsZero() {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+		_, err = s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: ids[0]}}, set)
+	case len(ids) == 1:
 		_, err = s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: ids[0]}, {Key: "revoked_at", Value: nil}}, set)
-	} else {
+	default:
 		_, err = s.coll.UpdateMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "revoked_at", Value: nil}}, set)
 	}
 	if err != nil {

@@ -10,9 +10,9 @@ import (
 	"github.com/authgql/server/internal/mongodb"
 )
 
-func newSessionStore(t *testing.T) *mongodb.SessionStore {
+func newSessionStore(t *testing.T, backend mongodb.Backend) *mongodb.SessionStore {
 	t.Helper()
-	s, err := mongodb.NewSessionStore(t.Context(), testDB.Fresh(t))
+	s, err := mongodb.NewSessionStore(t.Context(), testDB.Fresh(t), backend)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,8 +24,15 @@ func session(id, user string, now time.Time) *auth.Session {
 		RotatedAt: now, ExpiresAt: now.Add(time.Hour), UserAgent: "test", IP: "127.0.0.1"}
 }
 
+// Both ways of writing (a conditional update for MongoDB, a point read and a
+// write by _id for the embedded database) run here, on the embedded database:
+// their rules are the same.
 func TestSessionRotateIsConditional(t *testing.T) {
-	s := newSessionStore(t)
+	forBackends(t, testSessionRotateIsConditional)
+}
+
+func testSessionRotateIsConditional(t *testing.T, backend mongodb.Backend) {
+	s := newSessionStore(t, backend)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	if err := s.Create(t.Context(), session("s1", "u1", now)); err != nil {
 		t.Fatal(err)
@@ -46,7 +53,11 @@ func TestSessionRotateIsConditional(t *testing.T) {
 }
 
 func TestSessionRevokeAndSweep(t *testing.T) {
-	s := newSessionStore(t)
+	forBackends(t, testSessionRevokeAndSweep)
+}
+
+func testSessionRevokeAndSweep(t *testing.T, backend mongodb.Backend) {
+	s := newSessionStore(t, backend)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	for _, sess := range []*auth.Session{session("a", "u1", now), session("b", "u1", now), session("c", "u1", now), session("x", "u2", now)} {
 		if err := s.Create(t.Context(), sess); err != nil {
@@ -93,5 +104,11 @@ func TestSessionRevokeAndSweep(t *testing.T) {
 	}
 	if _, err := s.ByID(t.Context(), "a"); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("expired session still there: %v", err)
+	}
+}
+
+func forBackends(t *testing.T, test func(*testing.T, mongodb.Backend)) {
+	for name, b := range map[string]mongodb.Backend{"MongoDB": mongodb.MongoDB, "Embedded": mongodb.Embedded} {
+		t.Run(name, func(t *testing.T) { test(t, b) })
 	}
 }

@@ -1,0 +1,93 @@
+package auth
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// fakeTokens issues "userID|sessionID" tokens: the domain only needs them to
+// carry the session.
+type fakeTokens struct{ now func() time.Time }
+
+func (f fakeTokens) Issue(userID, sessionID string, roles []string) (AccessToken, error) {
+	return AccessToken{Value: userID + "|" + sessionID, ExpiresAt: f.now().Add(f.TTL()), TTL: f.TTL()}, nil
+}
+
+func (f fakeTokens) Verify(raw string) (Claims, error) {
+	u, s, ok := strings.Cut(raw, "|")
+	if !ok {
+		return Claims{}, ErrTokenInvalid
+	}
+	return Claims{UserID: u, SessionID: s}, nil
+}
+
+func (fakeTokens) TTL() time.Duration    { return 15 * time.Minute }
+func (fakeTokens) Leeway() time.Duration { return 30 * time.Second }
+
+// testClock is a settable clock.
+type testClock struct{ ns atomic.Int64 }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.ns.Store(time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *testClock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type fixture struct {
+	svc      *Service
+	users    *memUsers
+	sessions *memSessions
+	throttle *memThrottles
+	log      *memLog
+	clock    *testClock
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{users: newMemUsers(), sessions: newMemSessions(), throttle: newMemThrottles(), log: &memLog{}, clock: newTestClock()}
+	svc, err := NewService(Stores{Users: f.users, Sessions: f.sessions, Throttles: f.throttle, Revocations: f.log},
+		fakeTokens{f.clock.Now}, Settings{
+			BcryptCost: bcrypt.MinCost, RefreshTTL: 30 * 24 * time.Hour, ReuseInterval: 10 * time.Second,
+			Key: []byte("unit-test-key-0123456789abcdef-012345"), UserCacheTTL: 2 * time.Second,
+			Limits: Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
+				HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
+			Audit: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Now:   f.clock.Now,
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
+	return f
+}
+
+const fixturePassword = "correct horse battery"
+
+func (f *fixture) register(t *testing.T, name string) *Result {
+	t.Helper()
+	res, err := f.svc.Register(t.Context(), name, name+"@example.com", fixturePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// as returns a context authenticated with res's access token.
+func (f *fixture) as(t *testing.T, res *Result) context.Context {
+	t.Helper()
+	c, err := f.svc.VerifyAccessToken(res.AccessToken.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return WithClaims(t.Context(), c)
+}
