@@ -27,7 +27,7 @@ package api_test
 //	every path to a protected field hits @auth                             TestAuthOnEveryPath
 //	errors carry no internals                                              TestDatabaseDown, TestRegisterDuplicateInAnotherCase, TestMalformedBodiesAreNotEchoed
 //	body limit, header and slow-client timeouts                            TestBodyLimit, server_test.go TestSlowHeaders
-//	CORS allow-list, nosniff, no-store, HSTS, TLS 1.2+                     TestCORS, TestResponseHeaders, server_test.go TestTLS
+//	CORS allow-list, nosniff, no-store, HSTS, TLS 1.2+                     TestCORS, TestResponseHeaders, tls_test.go TestTLS
 //	concurrent registrations                                               TestConcurrentRegistrationsOfOneName
 //	operator injection, regex, unknown fields                              TestRegisterRejectsMalformedInput, TestLoginWithRegexAndOperatorInput
 //	database down, failures not counted, recovery when it returns          TestDatabaseDown, TestDatabaseComesBack
@@ -37,12 +37,12 @@ package api_test
 //
 //	a login in flight survives changePassword / disableUser               TestLoginInFlightDiesWithPasswordChange, TestLoginInFlightDiesWithDisable
 //	one guess per lock window under parallel attempts; delays never shrink TestOneGuessPerLockWindow (+ auth TestParallelAttemptsGetOneGuessPerWindow)
-//	the throttle links a username to its email                             TestThrottleIsPerIdentifier
-//	reversible identifier hashes                                           TestIdentifierHashesAreKeyed
+//	the throttle links a username to its email                             throttle_test.go TestThrottleIsPerIdentifier
+//	reversible identifier hashes                                           throttle_test.go TestIdentifierHashesAreKeyed
 //	a revocation missed by other instances (skew, late writes)             TestRevocationSeenDespiteSkewedClock, TestDelayedRevocationIsSeen
-//	revocation failing after a password change                             TestChangePasswordRetriesRevocation
-//	a tampered cursor                                                      TestTamperedCursor
-//	BOOTSTRAP_ADMINS granting at every start                               server_test.go TestAdminBootstrap (+ auth TestBootstrapAdminsOnlyWithoutAnAdmin)
+//	revocation failing after a password change                             session_test.go TestChangePasswordRetriesRevocation
+//	a tampered cursor                                                      users_test.go TestTamperedCursor
+//	BOOTSTRAP_ADMINS granting at every start                               admin_test.go TestAdminBootstrap (+ auth TestBootstrapAdminsOnlyWithoutAnAdmin)
 //	user cache storing a read older than an invalidation                   auth TestUserCacheDropsReadsOlderThanAnInvalidation
 //	unlimited IPv6 buckets                                                 auth TestIPv6ClientsShareTheir64, TestIPLimiterIsBounded
 //	atomicity on the embedded database (inserts only)                      mongodb TestThrottleReserveHasOneWinner, TestRevocationLogNumbersAreUniqueAndGapless
@@ -294,60 +294,4 @@ func TestLoginFloodKeepsMeAnswering(t *testing.T) {
 		t.Errorf("no login was turned away by the hashing bound: %v", codes)
 	}
 	t.Logf("flood outcomes: %v; me answered %d times", codes, meOK)
-}
-
-func TestThrottleSharedByInstances(t *testing.T) {
-	o := defaultOptions()
-	o.db = testDB.Fresh(t)
-	a, b := newEnvWith(t, o), newEnvWith(t, o)
-	a.mustRegister(t, "carol", "carol@example.com")
-	for i := range 5 {
-		inst := a
-		if i%2 == 1 {
-			inst = b
-		}
-		if got := inst.login(t, "", "carol", "wrong password!").code(t); got != "INVALID_CREDENTIALS" {
-			t.Fatalf("attempt %d: %s", i, got)
-		}
-	}
-	wantRateLimited(t, a.login(t, "", "carol", testPassword), "account")
-	wantRateLimited(t, b.login(t, "", "carol", testPassword), "account")
-}
-
-func TestAuditLog(t *testing.T) {
-	e := newEnv(t)
-	p := e.mustRegister(t, "dora", "dora@example.com")
-	e.login(t, "", "dora", testPassword)
-	e.login(t, "", "dora", "wrong password!")
-	e.login(t, "", "nobody-at-all", "wrong password!")
-	r := payload(t, e.refresh(t, "", p.RefreshToken), "refreshToken")
-	e.post(t, r.AccessToken, `mutation { logout }`, nil)
-
-	var events []map[string]any
-	for _, line := range strings.Split(e.logs.String(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["log"] == "audit" {
-			events = append(events, m)
-		}
-	}
-	want := []string{"register/success", "login/success", "login/failure", "login/failure", "refresh/success", "logout/success"}
-	var got []string
-	for _, ev := range events {
-		got = append(got, fmt.Sprint(ev["event"], "/", ev["outcome"]))
-		if ev["ip"] != "127.0.0.1" {
-			t.Errorf("event %v has no client ip", ev)
-		}
-		if ev["user_id"] == nil && ev["identifier_hash"] == nil {
-			t.Errorf("event %v names no user id or identifier hash", ev)
-		}
-	}
-	if strings.Join(got, " ") != strings.Join(want, " ") {
-		t.Errorf("audit events = %v, want %v", got, want)
-	}
-	logs := e.logs.String()
-	for _, secret := range []string{testPassword, "wrong password!", "nobody-at-all", p.RefreshToken, r.AccessToken} {
-		if strings.Contains(logs, secret) {
-			t.Errorf("the log holds %q", secret)
-		}
-	}
 }
