@@ -1,7 +1,7 @@
 package api_test
 
-// The security suite: attacks from ../shared/SECURITY.md against the real
-// server over HTTP. Each property is covered here or, where noted, by a test
+// The security suite: attacks on the properties of docs/security.md (the
+// project's threat model) against the real server over HTTP. Each property is covered here or, where noted, by a test
 // in another file of this package:
 //
 //	JWT: alg none, other HMAC sizes, RS/ES, tampering, splicing, segments  TestTokenAttacks
