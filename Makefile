@@ -12,6 +12,7 @@ run:
 ## a short fuzz of the document limits, then the client tests (e2e).
 test: vet staticcheck
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory e2e
 
 ## e2e: the client tests in e2e/ against the real server (embedded database, a free port): Apollo Client 4
