@@ -64,8 +64,8 @@ var errWrongPassword = errors.New("wrong password")
 
 // checkPassword is the one password check of the service, for login and
 // changePassword alike. In order: a hashing slot (a flood is turned away
-// before any database work), the attempt reserved for key (one per lock
-// window), the account from find, the comparison — against a dummy hash when
+// before any database work), the account from find, the attempt reserved for
+// key (one per lock window), the comparison — against a dummy hash when
 // there is no account, at the same cost — and, on a match, forgetting the
 // key's failures. Failures and throttling are audited as event.
 func (s *Service) checkPassword(ctx context.Context, event, key string, find func(context.Context) (*User, error), password string) (*User, error) {
@@ -75,16 +75,17 @@ func (s *Service) checkPassword(ctx context.Context, event, key string, find fun
 	}
 	defer release()
 	ip := slog.String("ip", ClientFromContext(ctx).IP)
+	// The account first: a database error then never leaves an attempt counted.
+	u, err := find(ctx)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("auth: find user: %w", err)
+	}
 	if _, err := s.reserveAttempt(ctx, key); err != nil {
 		if ErrorCode(err) == CodeRateLimited {
 			s.audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", event), slog.String("outcome", "throttled"),
 				slog.String("identifier_hash", key), ip)
 		}
 		return nil, err
-	}
-	u, err := find(ctx)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("auth: find user: %w", err)
 	}
 	hash := s.dummyHash
 	who := slog.String("identifier_hash", key)
