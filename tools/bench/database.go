@@ -156,9 +156,10 @@ func dropDatabase(uri, name string) {
 
 const seedBatch = 500
 
-// seedUsers inserts n users named user000000, user000001, ... (with the
-// server's unique indexes, created one at a time as its store does on
-// FerretDB; the server finds them in place) and returns them. Their
+// seedUsers inserts n users named user000000, user000001, ... into the
+// collection the server created (with its indexes; they are created here too,
+// one at a time as its store does on FerretDB, for a database it has not
+// seen) and returns them. Their
 // password hash has a real hash's length; nobody logs in as them.
 func seedUsers(ctx context.Context, db *mongo.Database, n int) ([]userDoc, error) {
 	coll := db.Collection("users")
