@@ -110,9 +110,13 @@ func phase(name string, rps, p99 float64, errs int) PhaseResult {
 
 func TestRatios(t *testing.T) {
 	limits := Limits{BcryptPerSecond: 8, PointRead: PhaseResult{RPS: 2000}}
+	withCPU := func(p PhaseResult, cpuPerRequestMS float64) PhaseResult {
+		p.Usage = &Usage{ServerCPUPerRequestMS: cpuPerRequestMS}
+		return p
+	}
 	full := report(limits,
-		phase(phaseMe, 10000, 5, 0),
-		phase(phaseMeFloor, 25000, 2, 0),
+		withCPU(phase(phaseMe, 10000, 5, 0), 0.16),
+		withCPU(phase(phaseMeFloor, 25000, 2, 0), 0.06),
 		phase(phaseLogin, 7.6, 1000, 0),
 		phase(phaseRegister, 6, 1000, 0),
 		phase(phaseMeAlone, 7000, 4, 1),
@@ -127,6 +131,7 @@ func TestRatios(t *testing.T) {
 		{"register / bcrypt limit", 0.75, false},
 		{"me / db point-read ceiling", 5, true},
 		{"me / bare net/http floor", 0.4, false},
+		{"me / floor, by server CPU per request", 0.375, false},
 		{"me p99 during flood / alone", 2.5, false},
 		{"me errors (all me phases)", 3, false},
 		{"server peak RSS", 64, true},
@@ -262,7 +267,8 @@ func TestFormatting(t *testing.T) {
 		got, want string
 	}{
 		{duration(0), "-"},
-		{duration(0.1234), "0.12ms"},
+		{duration(0.1234), "123µs"},
+		{duration(1), "1.00ms"},
 		{duration(9.999), "10.00ms"},
 		{duration(12.34), "12.3ms"},
 		{duration(1234), "1.23s"},
