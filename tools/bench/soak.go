@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,7 @@ func runSoak(ctx context.Context, cfg Config, bin string, env map[string]string,
 	logf("soak: %d users, %s, against a fresh server", soakUsers, cfg.Soak)
 	err = withServer(ctx, bin, env, logf, func(ctx context.Context, srv *serverProc) error {
 		s := newSoaker(srv, accounts, cfg.Soak, cfg.SoakInterval)
+		s.pprofDir = cfg.PprofDir
 		defer s.c.close()
 		s.run(ctx)
 		s.summarize(res)
@@ -118,6 +120,7 @@ type soaker struct {
 	c        *client
 	srv      *serverProc
 	accounts []account
+	pprofDir string // where the server's goroutines and heap go at the end of the first and last interval
 	start    time.Time
 	deadline time.Time
 	interval time.Duration
@@ -163,11 +166,25 @@ func (s *soaker) run(ctx context.Context) {
 		}
 		u, _ := readProc(s.srv.pid())
 		g, _ := goroutines(ctx, s.srv.pprofURL)
+		if s.pprofDir != "" && (i == 0 || i == len(s.buckets)-1) {
+			s.saveProfiles(ctx, map[bool]string{true: "first", false: "last"}[i == 0])
+		}
 		s.mu.Lock()
 		s.buckets[i].cpu, s.buckets[i].rss, s.buckets[i].goroutines = u.cpu()-cpu0.cpu(), u.RSS, g
 		s.mu.Unlock()
 	}
 	wg.Wait()
+}
+
+// saveProfiles writes the server's goroutines (as text) and heap to
+// soak-WHEN.goroutines.txt and soak-WHEN.heap.pb.gz: what a growing count or
+// RSS is made of (`go tool pprof -base soak-first.heap.pb.gz
+// soak-last.heap.pb.gz`). Failures are left out of the results: these are
+// for a person to read.
+func (s *soaker) saveProfiles(ctx context.Context, when string) {
+	base := filepath.Join(s.pprofDir, "soak-"+when)
+	_ = fetchTo(ctx, s.srv.pprofURL+"/debug/pprof/goroutine?debug=1", base+".goroutines.txt")
+	_ = fetchTo(ctx, s.srv.pprofURL+"/debug/pprof/heap", base+".heap.pb.gz")
 }
 
 // worker loops as account a until the deadline. A loop cut by the deadline is
