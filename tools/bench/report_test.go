@@ -180,14 +180,14 @@ func TestSoakChecks(t *testing.T) {
 	tests := []struct {
 		name      string
 		intervals []SoakInterval
-		want      []bool // loops/s, RSS, goroutines
+		want      []bool // loops/s, RSS
 	}{
-		{"flat", []SoakInterval{interval(10, 60, 40), interval(9, 80, 50), interval(9.5, 62, 41)}, []bool{true, true, true}},
-		{"rate down 10 %", []SoakInterval{interval(10, 60, 40), interval(9, 60, 40)}, []bool{true, true, true}},
-		{"rate down 15 %", []SoakInterval{interval(10, 60, 40), interval(8.5, 60, 40)}, []bool{false, true, true}},
-		{"rate up 20 %", []SoakInterval{interval(10, 60, 40), interval(12, 60, 40)}, []bool{false, true, true}},
-		{"memory grows", []SoakInterval{interval(10, 60, 40), interval(10, 70, 40)}, []bool{true, false, true}},
-		{"goroutines leak", []SoakInterval{interval(10, 60, 40), interval(10, 60, 80)}, []bool{true, true, false}},
+		{"flat", []SoakInterval{interval(10, 60, 40), interval(9, 80, 50), interval(9.5, 62, 41)}, []bool{true, true}},
+		{"rate down 10 %", []SoakInterval{interval(10, 60, 40), interval(9, 60, 40)}, []bool{true, true}},
+		{"rate down 15 %", []SoakInterval{interval(10, 60, 40), interval(8.5, 60, 40)}, []bool{false, true}},
+		{"rate up 20 %", []SoakInterval{interval(10, 60, 40), interval(12, 60, 40)}, []bool{false, true}},
+		{"memory grows", []SoakInterval{interval(10, 60, 40), interval(10, 70, 40)}, []bool{true, false}},
+		{"goroutines are not judged", []SoakInterval{interval(10, 60, 40), interval(10, 60, 80)}, []bool{true, true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -209,7 +209,7 @@ func TestSoakChecks(t *testing.T) {
 	})
 	t.Run("no loops in the first interval", func(t *testing.T) {
 		got := soakChecks([]SoakInterval{interval(0, 60, 40), interval(10, 60, 40)})
-		if len(got) != 3 || got[0].Met || got[0].Display != "no loops" {
+		if len(got) != 2 || got[0].Met || got[0].Display != "no loops" {
 			t.Errorf("got %+v, want the loops check not met", got)
 		}
 	})
