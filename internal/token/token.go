@@ -34,6 +34,7 @@ type Issuer struct {
 	skew     time.Duration
 	now      func() time.Time
 	parser   *jwt.Parser
+	verified verified
 }
 
 // NewIssuer returns an Issuer. It refuses a secret shorter than MinSecretBytes.
@@ -110,6 +111,10 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 	if raw == "" || len(raw) > MaxTokenBytes || !compact(raw) {
 		return auth.Claims{}, auth.ErrTokenInvalid
 	}
+	now := i.now()
+	if c, ok := i.verified.get(raw, now); ok {
+		return c, nil
+	}
 	var claims accessClaims
 	t, err := i.parser.ParseWithClaims(raw, &claims, i.key)
 	// ParseWithClaims fills claims even when it fails (CVE-2024-51744). Claims
@@ -126,9 +131,15 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 		return auth.Claims{}, auth.ErrTokenExpired
 	}
 	c := auth.Claims{UserID: claims.Subject, SessionID: claims.SessionID, Roles: claims.Roles, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
+	from := time.Time{}
 	if claims.IssuedAt != nil {
 		c.IssuedAt = claims.IssuedAt.Time
+		from = claims.IssuedAt.Time
 	}
+	if claims.NotBefore != nil && claims.NotBefore.After(from) {
+		from = claims.NotBefore.Time
+	}
+	i.verified.put(raw, verifiedEntry{claims: c, validFrom: from.Add(-i.skew), validBefore: claims.ExpiresAt.Add(i.skew)}, now)
 	return c, nil
 }
 

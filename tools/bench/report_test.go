@@ -187,6 +187,10 @@ func TestSoakChecks(t *testing.T) {
 		{"rate down 15 %", []SoakInterval{interval(10, 60, 40), interval(8.5, 60, 40)}, []bool{false, true}},
 		{"rate up 20 %", []SoakInterval{interval(10, 60, 40), interval(12, 60, 40)}, []bool{false, true}},
 		{"memory grows", []SoakInterval{interval(10, 60, 40), interval(10, 70, 40)}, []bool{true, false}},
+		{"memory grows during the warm-up only", []SoakInterval{interval(10, 50, 40), interval(10, 58, 40), interval(10, 60, 40),
+			interval(10, 61, 40), interval(10, 62, 40), interval(10, 63, 40)}, []bool{true, true}},
+		{"memory grows after the warm-up", []SoakInterval{interval(10, 60, 40), interval(10, 60, 40), interval(10, 60, 40),
+			interval(10, 62, 40), interval(10, 64, 40), interval(10, 67, 40)}, []bool{true, false}},
 		{"goroutines are not judged", []SoakInterval{interval(10, 60, 40), interval(10, 60, 80)}, []bool{true, true}},
 	}
 	for _, tt := range tests {
