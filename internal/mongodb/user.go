@@ -33,7 +33,9 @@ type userDoc struct {
 	CreatedAt    time.Time     `bson:"created_at"`
 	Roles        []string      `bson:"roles"`
 	Disabled     bool          `bson:"disabled"`
-	CredStamp    string        `bson:"cred_stamp"`
+	// EmailVerified is absent from users created before it existed: false.
+	EmailVerified bool   `bson:"email_verified"`
+	CredStamp     string `bson:"cred_stamp"`
 }
 
 // NewUserStore returns a UserStore on db, creating its indexes if needed.
@@ -62,16 +64,17 @@ func NewUserStore(ctx context.Context, db *mongo.Database) (*UserStore, error) {
 // auth.ErrDuplicate.
 func (s *UserStore) Create(ctx context.Context, u *auth.User) error {
 	doc := userDoc{
-		ID:           bson.NewObjectID(),
-		Username:     u.Username,
-		Email:        u.Email,
-		UsernameKey:  u.UsernameKey,
-		EmailKey:     u.EmailKey,
-		PasswordHash: u.PasswordHash,
-		CreatedAt:    u.CreatedAt,
-		Roles:        roleStrings(u.Roles),
-		Disabled:     u.Disabled,
-		CredStamp:    u.CredentialStamp,
+		ID:            bson.NewObjectID(),
+		Username:      u.Username,
+		Email:         u.Email,
+		UsernameKey:   u.UsernameKey,
+		EmailKey:      u.EmailKey,
+		PasswordHash:  u.PasswordHash,
+		CreatedAt:     u.CreatedAt,
+		Roles:         roleStrings(u.Roles),
+		Disabled:      u.Disabled,
+		EmailVerified: u.EmailVerified,
+		CredStamp:     u.CredentialStamp,
 	}
 	if _, err := s.coll.InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
@@ -116,6 +119,76 @@ func (s *UserStore) SetPassword(ctx context.Context, id string, from, hash []byt
 		return fmt.Errorf("mongodb: update password hash: %w", err)
 	}
 	if res.MatchedCount == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// SetEmailVerified marks the address of the user with id verified while its
+// email key is still emailKey (atomic on MongoDB; the embedded database does
+// not isolate updates).
+func (s *UserStore) SetEmailVerified(ctx context.Context, id, emailKey string) error {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return auth.ErrNotFound
+	}
+	res, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}, {Key: "email_key", Value: emailKey}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "email_verified", Value: true}}}})
+	if err != nil {
+		return fmt.Errorf("mongodb: update email verified: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// SetEmail replaces the address of the user with id, and its key, verified,
+// while its email key is still fromKey. The condition is atomic on MongoDB;
+// the embedded database does not isolate updates. The unique index on
+// email_key holds on both: of users racing for one key, one gets it and the
+// others auth.ErrDuplicate.
+func (s *UserStore) SetEmail(ctx context.Context, id, fromKey, email, key string) error {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return auth.ErrNotFound
+	}
+	res, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}, {Key: "email_key", Value: fromKey}},
+		bson.D{{Key: "$set", Value: bson.D{
+			{Key: "email", Value: email}, {Key: "email_key", Value: key}, {Key: "email_verified", Value: true},
+		}}})
+	if mongo.IsDuplicateKeyError(err) {
+		return auth.ErrDuplicate
+	}
+	if err != nil {
+		// The embedded database enforces the unique index on an update too, but
+		// reports the violation as an InternalError, not as E11000: a write the
+		// server refused while another user holds key is that violation.
+		var se mongo.ServerError
+		if errors.As(err, &se) {
+			if holder, ferr := s.ByEmailKey(ctx, key); ferr == nil && holder.ID != oid.Hex() {
+				return auth.ErrDuplicate
+			}
+		}
+		return fmt.Errorf("mongodb: update email: %w", err)
+	}
+	if res.MatchedCount == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// Delete removes the user with id; its username and email keys are free again.
+func (s *UserStore) Delete(ctx context.Context, id string) error {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return auth.ErrNotFound
+	}
+	res, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}})
+	if err != nil {
+		return fmt.Errorf("mongodb: delete user: %w", err)
+	}
+	if res.DeletedCount == 0 {
 		return auth.ErrNotFound
 	}
 	return nil
@@ -202,6 +275,7 @@ func (d *userDoc) user() *auth.User {
 		Disabled:     d.Disabled,
 		Roles:        []auth.Role{auth.RoleUser},
 
+		EmailVerified:   d.EmailVerified,
 		CredentialStamp: d.CredStamp,
 	}
 	for _, r := range d.Roles {
