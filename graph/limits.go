@@ -15,7 +15,8 @@ import (
 // passwordFields are the root fields that run bcrypt: a document may hold
 // only one of them, so that aliases cannot buy many password checks with one
 // request (each would also be counted by the rate limits).
-var passwordFields = map[string]bool{"login": true, "register": true, "changePassword": true}
+var passwordFields = map[string]bool{"login": true, "register": true, "changePassword": true,
+	"resetPassword": true, "changeEmail": true, "deleteAccount": true}
 
 // selectionLimit bounds every selection of an operation or fragment once its
 // fragments are expanded (fields, spreads, inline fragments), introspection
@@ -69,7 +70,7 @@ func (l documentLimits) check(doc *ast.QueryDocument) *gqlerror.Error {
 			return err
 		}
 		if st.passwordFields > 1 {
-			return limitError("PASSWORD_FIELD_LIMIT_EXCEEDED", "an operation may check at most one password (login, register or changePassword)")
+			return limitError("PASSWORD_FIELD_LIMIT_EXCEEDED", "an operation may check at most one password (login, register, changePassword, resetPassword, changeEmail or deleteAccount)")
 		}
 	}
 	for _, f := range doc.Fragments {

@@ -70,6 +70,42 @@ func (r *mutationResolver) EnableUser(ctx context.Context, id string) (*auth.Use
 	return r.auth.SetUserDisabled(ctx, id, false)
 }
 
+func (r *mutationResolver) RequestEmailVerification(ctx context.Context) (bool, error) {
+	return r.auth.RequestEmailVerification(ctx)
+}
+
+func (r *mutationResolver) VerifyEmail(ctx context.Context, token string) (*auth.User, error) {
+	return r.auth.VerifyEmail(ctx, token)
+}
+
+func (r *mutationResolver) RequestPasswordReset(ctx context.Context, email string) (bool, error) {
+	return r.auth.RequestPasswordReset(ctx, email)
+}
+
+func (r *mutationResolver) ResetPassword(ctx context.Context, token string, newPassword string) (*model.AuthPayload, error) {
+	res, err := r.auth.ResetPassword(ctx, token, newPassword)
+	if err != nil {
+		return nil, err
+	}
+	return authPayload(res), nil
+}
+
+func (r *mutationResolver) ChangeEmail(ctx context.Context, newEmail string, currentPassword string) (bool, error) {
+	return r.auth.ChangeEmail(ctx, newEmail, currentPassword)
+}
+
+func (r *mutationResolver) ConfirmEmailChange(ctx context.Context, token string) (*auth.User, error) {
+	return r.auth.ConfirmEmailChange(ctx, token)
+}
+
+func (r *mutationResolver) DeleteAccount(ctx context.Context, currentPassword string) (bool, error) {
+	return r.auth.DeleteAccount(ctx, currentPassword)
+}
+
+func (r *mutationResolver) DeleteUser(ctx context.Context, id string) (bool, error) {
+	return r.auth.DeleteUser(ctx, id)
+}
+
 func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 	return r.auth.Me(ctx)
 }
@@ -96,6 +132,10 @@ func (r *queryResolver) Users(ctx context.Context, first *int, after *string, se
 
 func (r *queryResolver) User(ctx context.Context, id string) (*auth.User, error) {
 	return r.auth.User(ctx, id)
+}
+
+func (r *queryResolver) ExportMyData(ctx context.Context) (map[string]any, error) {
+	return r.auth.ExportMyData(ctx)
 }
 
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }

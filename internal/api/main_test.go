@@ -23,6 +23,7 @@ import (
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/devdb/devdbtest"
+	"github.com/authgql/server/internal/mail/mailtest"
 	"github.com/authgql/server/internal/token"
 )
 
@@ -67,6 +68,9 @@ type env struct {
 	svc    *auth.Service
 	clock  *clock
 	logs   *syncBuffer
+	// smtp receives the server's mails (an in-process SMTP server).
+	smtp *mailtest.Server
+	app  *app.App
 }
 
 // clock is the service's time, which tests move forward.
@@ -85,6 +89,9 @@ type envOptions struct {
 	// request at a chosen point, or to fail a write).
 	wrapUsers func(auth.UserStore) auth.UserStore
 	wrapLog   func(auth.RevocationLog) auth.RevocationLog
+	// smtp is where mails go; default: a new in-process SMTP server.
+	smtp *mailtest.Server
+	mail app.MailDeps
 }
 
 func defaultOptions() envOptions {
@@ -97,7 +104,9 @@ func defaultOptions() envOptions {
 	cfg.BcryptCost = bcrypt.MinCost
 	cfg.RevocationSync = 100 * time.Millisecond
 	// No per-IP limits unless a test sets them: every request here comes from 127.0.0.1.
-	cfg.LoginRate, cfg.RegisterRate, cfg.RefreshRate = auth.Rate{}, auth.Rate{}, auth.Rate{}
+	cfg.LoginRate, cfg.RegisterRate, cfg.RefreshRate, cfg.MailRate = auth.Rate{}, auth.Rate{}, auth.Rate{}, auth.Rate{}
+	cfg.AppURL = "https://app.example.test"
+	cfg.MailRetryBase = 100 * time.Millisecond
 	cfg.HashConcurrency, cfg.HashQueueTimeout = 4, 10*time.Second
 	cfg.CORSAllowedOrigins = nil
 	return envOptions{cfg: cfg}
@@ -121,6 +130,18 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		db = testDB.Fresh(t)
 	}
 	db = client.Database(db.Name())
+	if o.cfg.DataDir == "./data" {
+		o.cfg.DataDir = t.TempDir()
+	}
+	if o.smtp == nil && o.cfg.SMTPURL == "" {
+		o.smtp = mailtest.Start(t)
+	}
+	if o.smtp != nil && o.cfg.SMTPURL == "" {
+		o.cfg.SMTPURL = o.smtp.URL()
+	}
+	if o.mail.Poll == 0 {
+		o.mail.Poll = 50 * time.Millisecond
+	}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	clk := &clock{}
@@ -133,7 +154,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 				s.Revocations = o.wrapLog(s.Revocations)
 			}
 			return s
-		}})
+		}, Mail: o.mail})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}
@@ -143,7 +164,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Cleanup(func() { stop(); <-done })
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
-	return &env{srv: srv, db: db, client: client, issuer: a.Tokens, svc: a.Auth, clock: clk, logs: logs}
+	return &env{srv: srv, db: db, client: client, issuer: a.Tokens, svc: a.Auth, clock: clk, logs: logs, smtp: o.smtp, app: a}
 }
 
 type gqlError struct {

@@ -276,9 +276,10 @@ type delayedLog struct {
 	delay time.Duration
 }
 
-func (d delayedLog) Append(ctx context.Context, ids []string, at time.Time) (int64, error) {
+func (d delayedLog) Append(ctx context.Context, e auth.RevocationEntry) (int64, error) {
 	time.Sleep(d.delay)
-	return d.RevocationLog.Append(ctx, ids, at.Add(-time.Minute)) // and stamped long before it lands
+	e.At = e.At.Add(-time.Minute)
+	return d.RevocationLog.Append(ctx, e) // and stamped long before it lands
 }
 
 func TestDelayedRevocationIsSeen(t *testing.T) {

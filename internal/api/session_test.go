@@ -224,11 +224,11 @@ type failingLog struct {
 	left atomic.Int32
 }
 
-func (f *failingLog) Append(ctx context.Context, ids []string, at time.Time) (int64, error) {
+func (f *failingLog) Append(ctx context.Context, e auth.RevocationEntry) (int64, error) {
 	if f.left.Add(-1) >= 0 {
 		return 0, errors.New("injected failure")
 	}
-	return f.RevocationLog.Append(ctx, ids, at)
+	return f.RevocationLog.Append(ctx, e)
 }
 
 // changePassword cannot be undone once the hash is stored: the revocation of

@@ -9,8 +9,10 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -19,7 +21,9 @@ import (
 	"github.com/authgql/server/internal/api"
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
+	"github.com/authgql/server/internal/mail"
 	"github.com/authgql/server/internal/mongodb"
+	"github.com/authgql/server/internal/outbox"
 	"github.com/authgql/server/internal/playground"
 	"github.com/authgql/server/internal/token"
 )
@@ -35,6 +39,14 @@ type Deps struct {
 	// WrapStores, when set, wraps the stores before the service uses them
 	// (tests hold or fail chosen writes with it).
 	WrapStores func(auth.Stores) auth.Stores
+	// Mail holds what tests change about mail delivery.
+	Mail MailDeps
+}
+
+// MailDeps adjust mail delivery (tests).
+type MailDeps struct {
+	SMTPOptions []mail.SMTPOption // e.g. the test server's certificate
+	Lease, Poll time.Duration     // zero: the outbox worker's defaults
 }
 
 // App is a built server.
@@ -42,8 +54,11 @@ type App struct {
 	Handler http.Handler
 	Auth    *auth.Service
 	Tokens  *token.Issuer
-	cfg     config.Config
-	logger  *slog.Logger
+	// Outbox delivers mails; nil when MAIL_DISABLED.
+	Outbox *outbox.Worker
+	cfg    config.Config
+	logger *slog.Logger
+	trail  *auth.AuditTrail
 }
 
 // New builds the server and reads the revocations made before it started.
@@ -56,9 +71,24 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	if cfg.MongoURI == "" {
 		backend = mongodb.Embedded // no URI: the embedded database (development and tests)
 	}
-	stores, err := newStores(ctx, d.DB, backend)
+	stores, outboxStore, err := newStores(ctx, d.DB, backend)
 	if err != nil {
 		return nil, err
+	}
+	trail := auth.NewAuditTrail(d.Logger.Handler(), stores.Audit)
+	audit := slog.New(trail).With("log", "audit")
+	var svc *auth.Service
+	var worker *outbox.Worker
+	if cfg.MailDisabled {
+		stores.Outbox = discardOutbox{d.Logger}
+	} else {
+		worker, err = newWorker(cfg, d, outboxStore, stores.Markers, audit, func(ctx context.Context, m *auth.Mail) (*auth.Mail, error) {
+			return svc.PrepareMail(ctx, m)
+		})
+		if err != nil {
+			return nil, err
+		}
+		stores.Outbox = worker.Outbox(outboxStore)
 	}
 	if d.WrapStores != nil {
 		stores = d.WrapStores(stores)
@@ -67,7 +97,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := auth.NewService(stores, issuer, auth.Settings{
+	svc, err = auth.NewService(stores, issuer, auth.Settings{
 		BcryptCost:    cfg.BcryptCost,
 		RefreshTTL:    cfg.RefreshTokenTTL,
 		ReuseInterval: cfg.RefreshReuseInterval,
@@ -77,14 +107,22 @@ func New(ctx context.Context, d Deps) (*App, error) {
 			LoginPerIP:       cfg.LoginRate,
 			RegisterPerIP:    cfg.RegisterRate,
 			RefreshPerIP:     cfg.RefreshRate,
+			MailPerIP:        cfg.MailRate,
 			ThrottleAfter:    cfg.ThrottleAfter,
 			ThrottleBase:     cfg.ThrottleBase,
 			ThrottleMax:      cfg.ThrottleMax,
 			HashConcurrency:  cfg.HashConcurrency,
 			HashQueueTimeout: cfg.HashQueueTimeout,
 		},
-		Audit: d.Logger.With("log", "audit"),
+		Audit: audit,
 		Now:   d.Now,
+		Mail: auth.MailSettings{
+			AppURL:          cfg.AppURL,
+			VerificationTTL: cfg.EmailVerifyTTL,
+			ResetTTL:        cfg.PasswordResetTTL,
+			ChangeTTL:       cfg.EmailChangeTTL,
+			AddressInterval: cfg.MailAddressInterval,
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -118,32 +156,98 @@ func New(ctx context.Context, d Deps) (*App, error) {
 			HSTS:           cfg.TLSCertFile != "",
 		},
 	})
-	return &App{Handler: handler, Auth: svc, Tokens: issuer, cfg: cfg, logger: d.Logger}, nil
+	return &App{Handler: handler, Auth: svc, Tokens: issuer, Outbox: worker, cfg: cfg, logger: d.Logger, trail: trail}, nil
 }
 
-// Run runs the background loops (revocation sync, sweeps) until ctx ends.
+// auditRetention is how long audit events about an account are kept for
+// its owner to see.
+const auditRetention = 90 * 24 * time.Hour
+
+// Run runs the background loops (revocation sync, sweeps, mail delivery,
+// the audit trail) until ctx ends.
 func (a *App) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.trail.Run(ctx, a.logger, auditRetention)
+	}()
+	if a.Outbox != nil {
+		go a.Outbox.Run(ctx)
+	}
 	a.Auth.Run(ctx, a.logger, a.cfg.RevocationSync)
+	<-done
 }
 
-func newStores(ctx context.Context, db *mongo.Database, backend mongodb.Backend) (auth.Stores, error) {
+// newWorker builds the outbox worker with the configured sender: SMTP, or
+// .eml files under DATA_DIR/mail (development) with each link logged.
+func newWorker(cfg config.Config, d Deps, store outbox.Store, markers auth.MarkerStore, audit *slog.Logger,
+	prepare func(context.Context, *auth.Mail) (*auth.Mail, error)) (*outbox.Worker, error) {
+	templates, err := mail.LoadTemplates(cfg.MailTemplatesDir)
+	if err != nil {
+		return nil, fmt.Errorf("MAIL_TEMPLATES_DIR: %w", err)
+	}
+	var sender mail.Sender
+	if cfg.SMTPURL != "" {
+		sender, err = mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom, d.Mail.SMTPOptions...)
+	} else {
+		sender, err = mail.NewFileSender(filepath.Join(cfg.DataDir, "mail"), cfg.MailFrom)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return outbox.NewWorker(outbox.Config{
+		Store: store, Markers: markers, Prepare: prepare, Templates: templates, Sender: sender,
+		Logger: d.Logger, Audit: audit, LogLinks: cfg.SMTPURL == "",
+		MaxAttempts: cfg.MailMaxAttempts, RetryBase: cfg.MailRetryBase,
+		Lease: d.Mail.Lease, Poll: d.Mail.Poll, Now: d.Now,
+	}), nil
+}
+
+// discardOutbox is the outbox of MAIL_DISABLED=true: nothing is sent.
+type discardOutbox struct{ logger *slog.Logger }
+
+func (o discardOutbox) Enqueue(ctx context.Context, m *auth.Mail) error {
+	o.logger.InfoContext(ctx, "mail: not sent (MAIL_DISABLED=true)", "kind", string(m.Kind))
+	return nil
+}
+
+func (discardOutbox) DeleteForUser(context.Context, string) (int64, error) { return 0, nil }
+
+func newStores(ctx context.Context, db *mongo.Database, backend mongodb.Backend) (auth.Stores, outbox.Store, error) {
 	users, err := mongodb.NewUserStore(ctx, db)
 	if err != nil {
-		return auth.Stores{}, err
+		return auth.Stores{}, nil, err
 	}
 	sessions, err := mongodb.NewSessionStore(ctx, db, backend)
 	if err != nil {
-		return auth.Stores{}, err
+		return auth.Stores{}, nil, err
 	}
 	throttles, err := mongodb.NewThrottleStore(ctx, db)
 	if err != nil {
-		return auth.Stores{}, err
+		return auth.Stores{}, nil, err
 	}
 	revocations, err := mongodb.NewRevocationLog(ctx, db)
 	if err != nil {
-		return auth.Stores{}, err
+		return auth.Stores{}, nil, err
 	}
-	return auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations}, nil
+	tokens, err := mongodb.NewEmailTokenStore(ctx, db)
+	if err != nil {
+		return auth.Stores{}, nil, err
+	}
+	markers, err := mongodb.NewMarkerStore(ctx, db)
+	if err != nil {
+		return auth.Stores{}, nil, err
+	}
+	mails, err := mongodb.NewOutboxStore(ctx, db)
+	if err != nil {
+		return auth.Stores{}, nil, err
+	}
+	audit, err := mongodb.NewAuditStore(ctx, db)
+	if err != nil {
+		return auth.Stores{}, nil, err
+	}
+	return auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations,
+		EmailTokens: tokens, Markers: markers, Outbox: mails, Audit: audit}, mails, nil
 }
 
 // deriveKey gives each use of the one configured secret a key of its own.

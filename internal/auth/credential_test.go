@@ -84,7 +84,7 @@ func TestSyncReadsByNumberNotTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if _, err := f.log.Append(t.Context(), []string{fmt.Sprint("s", i)}, f.clock.Now().Add(-time.Duration(i+1)*time.Hour)); err != nil {
+		if _, err := f.log.Append(t.Context(), RevocationEntry{SessionIDs: []string{fmt.Sprint("s", i)}, At: f.clock.Now().Add(-time.Duration(i+1) * time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ const (
 	CodeInvalidRefresh     Code = "INVALID_REFRESH_TOKEN"
 	CodeNotFound           Code = "NOT_FOUND"
 	CodeRateLimited        Code = "RATE_LIMITED"
+	CodeInvalidEmailToken  Code = "INVALID_EMAIL_TOKEN"
 )
 
 // Reasons carried in Error.Reason (extensions.reason).

@@ -202,6 +202,31 @@ func (m *memSessions) Revoke(_ context.Context, ids []string, reason string, now
 
 func (m *memSessions) DeleteEnded(context.Context, time.Time) (int64, error) { return 0, nil }
 
+func (m *memSessions) ForUser(_ context.Context, userID string) ([]*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Session
+	for _, s := range m.byID {
+		if s.UserID == userID {
+			out = append(out, &s)
+		}
+	}
+	return out, nil
+}
+
+func (m *memSessions) DeleteForUser(_ context.Context, userID string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for id, s := range m.byID {
+		if s.UserID == userID {
+			delete(m.byID, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
 type memThrottles struct {
 	mu       sync.Mutex
 	attempts map[string][]Attempt
@@ -245,11 +270,12 @@ type memLog struct {
 	entries []RevocationEntry
 }
 
-func (m *memLog) Append(_ context.Context, ids []string, at time.Time) (int64, error) {
+func (m *memLog) Append(_ context.Context, e RevocationEntry) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seq := int64(len(m.entries) + 1)
-	m.entries = append(m.entries, RevocationEntry{Seq: seq, SessionIDs: ids, At: at})
+	e.Seq = seq
+	m.entries = append(m.entries, e)
 	return seq, nil
 }
 
@@ -273,3 +299,165 @@ func (m *memLog) After(_ context.Context, seq int64, limit int) ([]RevocationEnt
 }
 
 func (m *memLog) Prune(context.Context, time.Time) (int64, error) { return 0, nil }
+
+func (m *memUsers) SetEmailVerified(_ context.Context, id, emailKey string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.byID[id]
+	if !ok || u.EmailKey != emailKey {
+		return ErrNotFound
+	}
+	u.EmailVerified = true
+	m.byID[id] = u
+	return nil
+}
+
+func (m *memUsers) SetEmail(_ context.Context, id, fromKey, email, key string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.byID[id]
+	if !ok || u.EmailKey != fromKey {
+		return ErrNotFound
+	}
+	for oid, o := range m.byID {
+		if oid != id && o.EmailKey == key {
+			return ErrDuplicate
+		}
+	}
+	u.Email, u.EmailKey, u.EmailVerified = email, key, true
+	m.byID[id] = u
+	return nil
+}
+
+func (m *memUsers) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.byID[id]; !ok {
+		return ErrNotFound
+	}
+	delete(m.byID, id)
+	return nil
+}
+
+type memEmailTokens struct {
+	mu     sync.Mutex
+	byHash map[string]EmailToken
+}
+
+func newMemEmailTokens() *memEmailTokens { return &memEmailTokens{byHash: map[string]EmailToken{}} }
+
+func (m *memEmailTokens) Create(_ context.Context, t *EmailToken) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.byHash[t.Hash]; ok {
+		return ErrDuplicate
+	}
+	m.byHash[t.Hash] = *t
+	return nil
+}
+
+func (m *memEmailTokens) ByHash(_ context.Context, hash string) (*EmailToken, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.byHash[hash]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &t, nil
+}
+
+func (m *memEmailTokens) Latest(_ context.Context, userID string, kind EmailTokenKind) (*EmailToken, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var best *EmailToken
+	for _, t := range m.byHash {
+		if t.UserID == userID && t.Kind == kind && (best == nil || t.CreatedAt.After(best.CreatedAt) ||
+			t.CreatedAt.Equal(best.CreatedAt) && t.Hash > best.Hash) {
+			best = &t
+		}
+	}
+	if best == nil {
+		return nil, ErrNotFound
+	}
+	return best, nil
+}
+
+func (m *memEmailTokens) DeleteForUser(_ context.Context, userID string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for h, t := range m.byHash {
+		if t.UserID == userID {
+			delete(m.byHash, h)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (m *memEmailTokens) DeleteExpired(context.Context, time.Time) (int64, error) { return 0, nil }
+
+type memMarkers struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func newMemMarkers() *memMarkers { return &memMarkers{until: map[string]time.Time{}} }
+
+func (m *memMarkers) Put(_ context.Context, key string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.until[key]; ok {
+		return ErrDuplicate
+	}
+	m.until[key] = until
+	return nil
+}
+
+func (m *memMarkers) Until(_ context.Context, key string) (time.Time, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.until[key]
+	if !ok {
+		return time.Time{}, ErrNotFound
+	}
+	return u, nil
+}
+
+func (m *memMarkers) DeleteBefore(context.Context, time.Time) (int64, error) { return 0, nil }
+
+type memOutbox struct {
+	mu    sync.Mutex
+	seq   int
+	mails []Mail
+}
+
+func (m *memOutbox) Enqueue(_ context.Context, mail *Mail) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq++
+	mail.ID = fmt.Sprint("mail-", m.seq)
+	m.mails = append(m.mails, *mail)
+	return nil
+}
+
+func (m *memOutbox) DeleteForUser(_ context.Context, userID string) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := len(m.mails)
+	m.mails = slices.DeleteFunc(m.mails, func(x Mail) bool { return x.UserID == userID })
+	return int64(n - len(m.mails)), nil
+}
+
+// queued returns the mails of kind, oldest first.
+func (m *memOutbox) queued(kind MailKind) []Mail {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Mail
+	for _, x := range m.mails {
+		if x.Kind == kind {
+			out = append(out, x)
+		}
+	}
+	return out
+}

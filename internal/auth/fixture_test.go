@@ -49,13 +49,18 @@ type fixture struct {
 	sessions *memSessions
 	throttle *memThrottles
 	log      *memLog
+	tokens   *memEmailTokens
+	markers  *memMarkers
+	outbox   *memOutbox
 	clock    *testClock
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{users: newMemUsers(), sessions: newMemSessions(), throttle: newMemThrottles(), log: &memLog{}, clock: newTestClock()}
-	svc, err := NewService(Stores{Users: f.users, Sessions: f.sessions, Throttles: f.throttle, Revocations: f.log},
+	f := &fixture{users: newMemUsers(), sessions: newMemSessions(), throttle: newMemThrottles(), log: &memLog{},
+		tokens: newMemEmailTokens(), markers: newMemMarkers(), outbox: &memOutbox{}, clock: newTestClock()}
+	svc, err := NewService(Stores{Users: f.users, Sessions: f.sessions, Throttles: f.throttle, Revocations: f.log,
+		EmailTokens: f.tokens, Markers: f.markers, Outbox: f.outbox},
 		fakeTokens{f.clock.Now}, Settings{
 			BcryptCost: bcrypt.MinCost, RefreshTTL: 30 * 24 * time.Hour, ReuseInterval: 10 * time.Second,
 			Key: []byte("unit-test-key-0123456789abcdef-012345"), UserCacheTTL: 2 * time.Second,
@@ -63,6 +68,8 @@ func newFixture(t *testing.T) *fixture {
 				HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
 			Audit: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Now:   f.clock.Now,
+			Mail: MailSettings{AppURL: "https://app.example", VerificationTTL: 24 * time.Hour, ResetTTL: time.Hour,
+				ChangeTTL: time.Hour, AddressInterval: time.Minute},
 		})
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,9 @@ type Rate struct {
 type Limits struct {
 	// Per client IP (see TRUSTED_PROXIES for how the IP is found).
 	LoginPerIP, RegisterPerIP, RefreshPerIP Rate
+	// MailPerIP bounds the requests that send mail (requestPasswordReset,
+	// requestEmailVerification, changeEmail).
+	MailPerIP Rate
 	// ThrottleAfter consecutive failed password checks of one identifier (as
 	// typed: a username and its email are counted apart) start delays of ThrottleBase, doubling up to ThrottleMax.
 	ThrottleAfter             int

@@ -134,20 +134,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 	if _, err := s.freshCaller(ctx, c); err != nil {
 		return nil, err
 	}
-	if err := s.allowIP(ctx, "login"); err != nil {
-		return nil, err
-	}
-	var u *User
-	if len(current) <= passwordMaxBytes && current != "" {
-		// A stolen access token must not become an oracle for the password.
-		u, err = s.checkPassword(ctx, "change_password", s.identifierHash("account", c.UserID),
-			func(ctx context.Context) (*User, error) { return s.freshCaller(ctx, c) }, current)
-	} else {
-		err = errWrongPassword
-	}
-	if errors.Is(err, errWrongPassword) {
-		return nil, errIncorrectPassword
-	}
+	u, err := s.checkCurrentPassword(ctx, "change_password", c, current)
 	if err != nil {
 		return nil, err
 	}

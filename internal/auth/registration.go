@@ -45,6 +45,11 @@ func (s *Service) Register(ctx context.Context, username, email, password string
 		return nil, fmt.Errorf("auth: create user: %w", err)
 	}
 	s.audit.InfoContext(ctx, "audit", "event", "register", "outcome", "success", "user_id", u.ID, "ip", ClientFromContext(ctx).IP)
+	// The account exists either way; without the mail, the user asks for
+	// another with requestEmailVerification.
+	if err := s.queueVerification(ctx, u); err != nil {
+		s.audit.WarnContext(ctx, "auth: queueing the verification mail failed", "user_id", u.ID, "err", err)
+	}
 	return s.startSession(ctx, u)
 }
 

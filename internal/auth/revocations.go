@@ -12,7 +12,10 @@ import (
 type RevocationEntry struct {
 	Seq        int64
 	SessionIDs []string
-	At         time.Time // the writer's clock: for housekeeping only
+	// AccountDeleted says the sessions ended with their account: their access
+	// tokens are then refused as user_not_found rather than session_revoked.
+	AccountDeleted bool
+	At             time.Time // the writer's clock: for housekeeping only
 }
 
 // RevocationLog is how instances tell each other which sessions ended, so
@@ -23,8 +26,8 @@ type RevocationEntry struct {
 // miss nothing, whatever the clocks of the writers say or however late a
 // write lands.
 type RevocationLog interface {
-	// Append records ids and returns the entry's number.
-	Append(ctx context.Context, ids []string, at time.Time) (int64, error)
+	// Append records e (its Seq is ignored) and returns the entry's number.
+	Append(ctx context.Context, e RevocationEntry) (int64, error)
 	// Entry returns entry seq if it exists (a cheap point read).
 	Entry(ctx context.Context, seq int64) (RevocationEntry, bool, error)
 	// After returns up to limit entries numbered above seq, in order.
@@ -41,32 +44,50 @@ type revocations struct {
 	mu sync.RWMutex
 	// seen is when this instance learnt of each revoked session, by its own
 	// clock: entries are forgotten an access token's lifetime after that.
-	seen    map[string]time.Time
+	seen    map[string]revokedSession
 	lastSeq int64
 	// lastScan is when the log was last read as a range; in between, a sync
 	// asks only whether the next number exists.
 	lastScan time.Time
 }
 
-func newRevocations() *revocations {
-	return &revocations{seen: make(map[string]time.Time)}
+type revokedSession struct {
+	at             time.Time
+	accountDeleted bool
 }
 
-func (r *revocations) add(ids []string, now time.Time) {
+func newRevocations() *revocations {
+	return &revocations{seen: make(map[string]revokedSession)}
+}
+
+func (r *revocations) add(ids []string, accountDeleted bool, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, id := range ids {
-		if _, ok := r.seen[id]; !ok {
-			r.seen[id] = now
-		}
+		r.addLocked(id, accountDeleted, now)
 	}
 }
 
+func (r *revocations) addLocked(id string, accountDeleted bool, now time.Time) {
+	if old, ok := r.seen[id]; ok {
+		old.accountDeleted = old.accountDeleted || accountDeleted
+		r.seen[id] = old
+		return
+	}
+	r.seen[id] = revokedSession{at: now, accountDeleted: accountDeleted}
+}
+
 func (r *revocations) has(id string) bool {
-	r.mu.RLock()
-	_, ok := r.seen[id]
-	r.mu.RUnlock()
+	_, ok := r.lookup(id)
 	return ok
+}
+
+// lookup reports whether session id was revoked, and how.
+func (r *revocations) lookup(id string) (revokedSession, bool) {
+	r.mu.RLock()
+	e, ok := r.seen[id]
+	r.mu.RUnlock()
+	return e, ok
 }
 
 // cursor is the number of the last log entry read.
@@ -96,9 +117,7 @@ func (r *revocations) read(entries []RevocationEntry, now time.Time) {
 	defer r.mu.Unlock()
 	for _, e := range entries {
 		for _, id := range e.SessionIDs {
-			if _, ok := r.seen[id]; !ok {
-				r.seen[id] = now
-			}
+			r.addLocked(id, e.AccountDeleted, now)
 		}
 		r.lastSeq = max(r.lastSeq, e.Seq)
 	}
@@ -109,8 +128,8 @@ func (r *revocations) read(entries []RevocationEntry, now time.Time) {
 func (r *revocations) prune(before time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, at := range r.seen {
-		if at.Before(before) {
+	for id, e := range r.seen {
+		if e.at.Before(before) {
 			delete(r.seen, id)
 		}
 	}
@@ -166,6 +185,7 @@ func (s *Service) Sync(ctx context.Context) error {
 // themselves. Once the log entry is written the sessions are dead everywhere:
 // their access tokens are refused and a refresh checks the revocation set too.
 func (s *Service) revoke(ctx context.Context, userID string, ids []string, except, reason string) ([]string, error) {
+	deleted := reason == RevokedAccountDeleted
 	now := s.now().UTC()
 	ended, err := s.sessions.ActiveIDs(ctx, userID, ids, except)
 	if err != nil {
@@ -174,10 +194,10 @@ func (s *Service) revoke(ctx context.Context, userID string, ids []string, excep
 	if len(ended) == 0 {
 		return nil, nil
 	}
-	if _, err := s.revocationLog.Append(ctx, ended, now); err != nil {
+	if _, err := s.revocationLog.Append(ctx, RevocationEntry{SessionIDs: ended, AccountDeleted: deleted, At: now}); err != nil {
 		return nil, fmt.Errorf("auth: append to revocation log: %w", err)
 	}
-	s.revoked.add(ended, s.now())
+	s.revoked.add(ended, deleted, s.now())
 	if err := s.sessions.Revoke(ctx, ended, reason, now); err != nil {
 		return nil, fmt.Errorf("auth: revoke sessions: %w", err)
 	}

@@ -30,6 +30,19 @@ type Settings struct {
 	// refreshes, logouts, throttling); never a password or token.
 	Audit *slog.Logger
 	Now   func() time.Time
+	Mail  MailSettings
+}
+
+// MailSettings configure the mails of account recovery.
+type MailSettings struct {
+	// AppURL is the front end's base URL: links are AppURL + PathVerifyEmail
+	// (PathResetPassword, PathConfirmEmail) + "?token=…".
+	AppURL string
+	// Lifetimes of the links.
+	VerificationTTL, ResetTTL, ChangeTTL time.Duration
+	// AddressInterval allows one mail of each kind per address per interval
+	// (0: no limit); further requests answer as if sent.
+	AddressInterval time.Duration
 }
 
 // Stores are where a Service keeps its data.
@@ -38,6 +51,12 @@ type Stores struct {
 	Sessions    SessionStore
 	Throttles   ThrottleStore
 	Revocations RevocationLog
+	EmailTokens EmailTokenStore
+	Markers     MarkerStore
+	Outbox      Outbox
+	// Audit, when not nil, holds the audit events about accounts (see
+	// AuditTrail), for exportMyData and deleteAccount.
+	Audit AuditStore
 }
 
 // Service is the authentication domain: accounts, sessions and tokens.
@@ -48,6 +67,11 @@ type Service struct {
 	sessions      SessionStore
 	throttles     ThrottleStore
 	revocationLog RevocationLog
+	emailTokens   EmailTokenStore
+	markers       MarkerStore
+	outbox        Outbox
+	trail         AuditStore // may be nil
+	mail          MailSettings
 	tokens        TokenIssuer
 	keys          refreshKeys
 	idKey         []byte
@@ -72,8 +96,12 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	if len(s.Key) < 32 || s.RefreshTTL <= 0 || s.ReuseInterval < 0 || s.Now == nil || s.Audit == nil {
 		return nil, errors.New("auth: a 32-byte key, a positive refresh TTL, an audit logger and a clock are required")
 	}
-	if st.Users == nil || st.Sessions == nil || st.Throttles == nil || st.Revocations == nil {
+	if st.Users == nil || st.Sessions == nil || st.Throttles == nil || st.Revocations == nil ||
+		st.EmailTokens == nil || st.Markers == nil || st.Outbox == nil {
 		return nil, errors.New("auth: every store is required")
+	}
+	if s.Mail.VerificationTTL <= 0 || s.Mail.ResetTTL <= 0 || s.Mail.ChangeTTL <= 0 || s.Mail.AddressInterval < 0 {
+		return nil, errors.New("auth: positive mail link lifetimes are required")
 	}
 	if s.Limits.HashQueueTimeout <= 0 {
 		return nil, errors.New("auth: a positive hash queue timeout is required")
@@ -88,6 +116,7 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	}
 	return &Service{
 		users: users, fresh: st.Users, sessions: st.Sessions, throttles: st.Throttles, revocationLog: st.Revocations,
+		emailTokens: st.EmailTokens, markers: st.Markers, outbox: st.Outbox, trail: st.Audit, mail: s.Mail,
 		tokens:  tokens,
 		keys:    newRefreshKeys(s.Key),
 		idKey:   mac(s.Key, []byte("identifier-hash")),
@@ -98,6 +127,7 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 			"login":    newIPLimiter(s.Limits.LoginPerIP, maxIPBuckets),
 			"register": newIPLimiter(s.Limits.RegisterPerIP, maxIPBuckets),
 			"refresh":  newIPLimiter(s.Limits.RefreshPerIP, maxIPBuckets),
+			"mail":     newIPLimiter(s.Limits.MailPerIP, maxIPBuckets),
 		},
 		audit: s.Audit,
 		ttl:   s.RefreshTTL, reuse: s.ReuseInterval, now: s.Now,
@@ -186,7 +216,10 @@ func (s *Service) VerifyAccessToken(raw string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if s.revoked.has(c.SessionID) {
+	if r, ok := s.revoked.lookup(c.SessionID); ok {
+		if r.accountDeleted {
+			return Claims{}, errUserNotFound
+		}
 		return Claims{}, ErrSessionRevoked
 	}
 	return c, nil
@@ -215,7 +248,7 @@ func (s *Service) freshCaller(ctx context.Context, c Claims) (*User, error) {
 // reason there is none.
 func (s *Service) account(u *User, err error) (*User, error) {
 	if errors.Is(err, ErrNotFound) {
-		return nil, &Error{Code: CodeUnauthenticated, Reason: ReasonUserNotFound, Message: "the account of this token no longer exists"}
+		return nil, errUserNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: find user: %w", err)
@@ -225,6 +258,8 @@ func (s *Service) account(u *User, err error) (*User, error) {
 	}
 	return u, nil
 }
+
+var errUserNotFound = &Error{Code: CodeUnauthenticated, Reason: ReasonUserNotFound, Message: "the account of this token no longer exists"}
 
 // Run keeps the revocation set current and removes ended sessions until ctx
 // ends. Call Sync once before serving.
@@ -251,6 +286,14 @@ func (s *Service) Run(ctx context.Context, logger *slog.Logger, every time.Durat
 			}
 			if _, err := s.revocationLog.Prune(ctx, now.Add(-s.horizon()-logMargin)); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, "auth: pruning the revocation log failed", "err", err)
+			}
+			// Used and expired links are kept a day, so that a late click says
+			// "used" or "expired" rather than "unknown".
+			if _, err := s.emailTokens.DeleteExpired(ctx, now.Add(-endedRetention)); err != nil && ctx.Err() == nil {
+				logger.WarnContext(ctx, "auth: sweeping email tokens failed", "err", err)
+			}
+			if _, err := s.markers.DeleteBefore(ctx, now.Add(-endedRetention)); err != nil && ctx.Err() == nil {
+				logger.WarnContext(ctx, "auth: sweeping markers failed", "err", err)
 			}
 			for _, l := range s.perIP {
 				l.prune(now.Add(-sweepEvery))

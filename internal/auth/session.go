@@ -24,8 +24,8 @@ type Session struct {
 	UserAgent  string
 	IP         string
 	RevokedAt  time.Time // zero while the session is active
-	// RevokedReason says why: logout, revoked, reused, disabled or
-	// password_changed.
+	// RevokedReason says why: logout, revoked, reused, disabled,
+	// password_changed, password_reset or account_deleted.
 	RevokedReason string
 	// CredentialStamp is the user's credential stamp when the session began
 	// (or the password was last changed through it); a session whose stamp is
@@ -37,6 +37,10 @@ type Session struct {
 func (s *Session) Active(now time.Time) bool {
 	return s.RevokedAt.IsZero() && now.Before(s.ExpiresAt)
 }
+
+// RevokedAccountDeleted is the reason of sessions that ended with their
+// account: their tokens are refused as user_not_found.
+const RevokedAccountDeleted = "account_deleted"
 
 // Rotation is a replacement of a session's refresh token.
 type Rotation struct {
@@ -64,6 +68,10 @@ type SessionStore interface {
 	ActiveIDs(ctx context.Context, userID string, ids []string, except string) ([]string, error)
 	// Revoke marks sessions ended (those already ended keep their reason).
 	Revoke(ctx context.Context, ids []string, reason string, now time.Time) error
+	// ForUser returns every session kept for userID, ended ones too.
+	ForUser(ctx context.Context, userID string) ([]*Session, error)
+	// DeleteForUser removes every session of userID.
+	DeleteForUser(ctx context.Context, userID string) (int64, error)
 	// DeleteEnded removes sessions that expired, or were revoked, before before.
 	DeleteEnded(ctx context.Context, before time.Time) (int64, error)
 }

@@ -23,6 +23,8 @@ type User struct {
 	CreatedAt    time.Time
 	Roles        []Role // always holds RoleUser
 	Disabled     bool
+	// EmailVerified is true once a mailed link proved control of Email.
+	EmailVerified bool
 	// CredentialStamp changes, at random, with every change of the password,
 	// in the same write as the new hash. Sessions record the stamp they began
 	// with: one that began from a password read before a change is dead.
@@ -60,6 +62,15 @@ type UserStore interface {
 	// (no such user, or its password changed meanwhile). The condition is
 	// atomic on MongoDB; the embedded database does not isolate updates.
 	SetPassword(ctx context.Context, id string, from, hash []byte, stamp string) error
+	// SetEmailVerified marks the address verified while the user's email key
+	// is still emailKey; ErrNotFound otherwise.
+	SetEmailVerified(ctx context.Context, id, emailKey string) error
+	// SetEmail replaces the address and its key, verified, while the user's
+	// email key is still fromKey: ErrDuplicate when key belongs to another
+	// user, ErrNotFound when the user is gone or its address changed meanwhile.
+	SetEmail(ctx context.Context, id, fromKey, email, key string) error
+	// Delete removes the user; ErrNotFound when there is none.
+	Delete(ctx context.Context, id string) error
 	// SetRoles and SetDisabled return the updated user.
 	SetRoles(ctx context.Context, id string, roles []Role) (*User, error)
 	SetDisabled(ctx context.Context, id string, disabled bool) (*User, error)

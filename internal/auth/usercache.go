@@ -22,9 +22,10 @@ type userCache struct {
 	// gen counts invalidations: a read that began before one is not cached,
 	// since it may hold what the invalidating write replaced.
 	gen uint64
-	// ids maps username and email keys to user IDs. Keys never change and
-	// users are never deleted through the API, so this is never stale; the
-	// user itself is still read fresh (login needs the current password hash).
+	// ids maps username and email keys to user IDs. An email can change and
+	// a user can be deleted: a lookup through it reads the user fresh by ID
+	// and checks the key, and looks the key up again when it no longer
+	// matches (login needs the current password hash anyway).
 	ids map[string]string
 }
 
@@ -141,4 +142,19 @@ func (c *userCache) SetRoles(ctx context.Context, id string, roles []Role) (*Use
 func (c *userCache) SetDisabled(ctx context.Context, id string, disabled bool) (*User, error) {
 	defer c.forget(id)
 	return c.UserStore.SetDisabled(ctx, id, disabled)
+}
+
+func (c *userCache) SetEmailVerified(ctx context.Context, id, emailKey string) error {
+	defer c.forget(id)
+	return c.UserStore.SetEmailVerified(ctx, id, emailKey)
+}
+
+func (c *userCache) SetEmail(ctx context.Context, id, fromKey, email, key string) error {
+	defer c.forget(id)
+	return c.UserStore.SetEmail(ctx, id, fromKey, email, key)
+}
+
+func (c *userCache) Delete(ctx context.Context, id string) error {
+	defer c.forget(id)
+	return c.UserStore.Delete(ctx, id)
 }

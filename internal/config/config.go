@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -66,6 +67,20 @@ type Config struct {
 	// AddrFile, when set, receives the address the server listens on (for
 	// PORT=0); it is removed at shutdown.
 	AddrFile string
+
+	// Mail: account recovery and email ownership.
+	SMTPURL             string // empty: mails are .eml files under DataDir/mail (development)
+	MailFrom            string
+	AppURL              string // the front end: links are AppURL/verify-email?token=…
+	MailDisabled        bool
+	MailMaxAttempts     int
+	MailRetryBase       time.Duration
+	MailTemplatesDir    string
+	MailAddressInterval time.Duration
+	MailRate            auth.Rate
+	EmailVerifyTTL      time.Duration
+	PasswordResetTTL    time.Duration
+	EmailChangeTTL      time.Duration
 }
 
 // Production reports whether the server runs with production defaults.
@@ -121,6 +136,19 @@ func Load(getenv func(string) string) (Config, error) {
 		TLSKeyFile:        p.str("TLS_KEY_FILE", ""),
 		PprofAddr:         p.str("PPROF_ADDR", ""),
 		AddrFile:          p.str("ADDR_FILE", ""),
+
+		SMTPURL:             p.str("SMTP_URL", ""),
+		MailFrom:            p.str("MAIL_FROM", ""),
+		AppURL:              strings.TrimRight(p.str("APP_URL", ""), "/"),
+		MailDisabled:        p.boolean("MAIL_DISABLED", false),
+		MailMaxAttempts:     p.intRange("MAIL_MAX_ATTEMPTS", 10, 1, 100),
+		MailRetryBase:       p.duration("MAIL_RETRY_BASE", 5*time.Second, 100*time.Millisecond, time.Hour),
+		MailTemplatesDir:    p.str("MAIL_TEMPLATES_DIR", ""),
+		MailAddressInterval: p.duration("MAIL_ADDRESS_INTERVAL", time.Minute, 0, 24*time.Hour),
+		MailRate:            p.rate("RATE_LIMIT_MAIL", auth.Rate{N: 5, Per: 10 * time.Minute}),
+		EmailVerifyTTL:      p.ttl("EMAIL_VERIFICATION_TTL", 24*time.Hour, 5*time.Minute, 30*24*time.Hour),
+		PasswordResetTTL:    p.ttl("PASSWORD_RESET_TTL", time.Hour, 5*time.Minute, 24*time.Hour),
+		EmailChangeTTL:      p.ttl("EMAIL_CHANGE_TTL", time.Hour, 5*time.Minute, 7*24*time.Hour),
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		p.fail("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve TLS, or neither")
@@ -147,6 +175,27 @@ func Load(getenv func(string) string) (Config, error) {
 		if c.MongoURI == "" {
 			p.fail("MONGODB_URI is required in production (the embedded database is for development)")
 		}
+		if !c.MailDisabled && (c.SMTPURL == "" || c.MailFrom == "" || c.AppURL == "") {
+			p.fail("SMTP_URL, MAIL_FROM and APP_URL are required in production (verification and password reset " +
+				"mails); set MAIL_DISABLED=true to run without mail")
+		}
+	}
+	if !prod {
+		if c.MailFrom == "" {
+			c.MailFrom = "authgql <no-reply@localhost>"
+		}
+		if c.AppURL == "" {
+			c.AppURL = "http://localhost:3000"
+		}
+	}
+	if c.AppURL != "" {
+		if u, err := url.Parse(c.AppURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			p.fail(fmt.Sprintf("APP_URL must be the front end's base URL like https://app.example.com, got %q", c.AppURL))
+		}
+	}
+	if c.SMTPURL != "" && !strings.HasPrefix(c.SMTPURL, "smtp://") && !strings.HasPrefix(c.SMTPURL, "smtps://") {
+		p.fail("SMTP_URL must be smtp://[user:pass@]host:port or smtps://[user:pass@]host:port")
 	}
 	for _, o := range c.CORSAllowedOrigins {
 		if o != "*" && !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {

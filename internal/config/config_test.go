@@ -27,6 +27,9 @@ func prodEnv(overrides map[string]string) map[string]string {
 		"APP_ENV":     "production",
 		"JWT_SECRET":  secret32,
 		"MONGODB_URI": mongoURI,
+		"SMTP_URL":    "smtps://mailer:pw@smtp.example.com:465",
+		"MAIL_FROM":   "Example <no-reply@example.com>",
+		"APP_URL":     "https://app.example.com",
 	}
 	for k, v := range overrides {
 		m[k] = v

@@ -31,9 +31,10 @@ type RevocationLog struct {
 var _ auth.RevocationLog = (*RevocationLog)(nil)
 
 type revocationDoc struct {
-	ID         string    `bson:"_id"`
-	SessionIDs []string  `bson:"session_ids"`
-	At         time.Time `bson:"at"`
+	ID             string    `bson:"_id"`
+	SessionIDs     []string  `bson:"session_ids"`
+	AccountDeleted bool      `bson:"account_deleted,omitempty"`
+	At             time.Time `bson:"at"`
 }
 
 // NewRevocationLog returns a RevocationLog on db. Reads are majority reads:
@@ -56,13 +57,13 @@ const appendTries = 50
 
 // Append inserts an entry numbered one above the newest, retrying on a
 // duplicate number: only one of concurrent writers gets each number.
-func (l *RevocationLog) Append(ctx context.Context, ids []string, at time.Time) (int64, error) {
+func (l *RevocationLog) Append(ctx context.Context, e auth.RevocationEntry) (int64, error) {
 	for range appendTries {
 		last, err := l.newest(ctx)
 		if err != nil {
 			return 0, err
 		}
-		_, err = l.coll.InsertOne(ctx, revocationDoc{ID: seqID(last + 1), SessionIDs: ids, At: at})
+		_, err = l.coll.InsertOne(ctx, revocationDoc{ID: seqID(last + 1), SessionIDs: e.SessionIDs, AccountDeleted: e.AccountDeleted, At: e.At})
 		if err == nil {
 			l.saw(last + 1)
 			return last + 1, nil
@@ -158,7 +159,7 @@ func (l *RevocationLog) Entry(ctx context.Context, seq int64) (auth.RevocationEn
 		return auth.RevocationEntry{}, false, fmt.Errorf("mongodb: find revocation: %w", err)
 	}
 	l.saw(seq)
-	return auth.RevocationEntry{Seq: seq, SessionIDs: doc.SessionIDs, At: doc.At.UTC()}, true, nil
+	return auth.RevocationEntry{Seq: seq, SessionIDs: doc.SessionIDs, AccountDeleted: doc.AccountDeleted, At: doc.At.UTC()}, true, nil
 }
 
 // After returns up to limit entries numbered above seq, in order.
@@ -174,7 +175,7 @@ func (l *RevocationLog) After(ctx context.Context, seq int64, limit int) ([]auth
 		if err != nil {
 			return nil, err
 		}
-		out[i] = auth.RevocationEntry{Seq: seq, SessionIDs: d.SessionIDs, At: d.At.UTC()}
+		out[i] = auth.RevocationEntry{Seq: seq, SessionIDs: d.SessionIDs, AccountDeleted: d.AccountDeleted, At: d.At.UTC()}
 		l.saw(seq)
 	}
 	return out, nil

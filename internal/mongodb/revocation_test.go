@@ -1,6 +1,8 @@
 package mongodb_test
 
 import (
+	"github.com/authgql/server/internal/auth"
+
 	"slices"
 	"sync"
 	"testing"
@@ -26,7 +28,7 @@ func TestRevocationLogNumbersAreUniqueAndGapless(t *testing.T) {
 	seqs := make([]int64, writers)
 	for i := range writers {
 		wg.Go(func() {
-			seq, err := l.Append(ctx, []string{"s" + string(rune('a'+i))}, time.Now())
+			seq, err := l.Append(ctx, auth.RevocationEntry{SessionIDs: []string{"s" + string(rune('a'+i))}, At: time.Now()})
 			if err != nil {
 				t.Error(err)
 			}
@@ -48,10 +50,10 @@ func TestRevocationLogNumbersAreUniqueAndGapless(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if seq, err := other.Append(ctx, []string{"from-other"}, time.Now()); err != nil || seq != writers+1 {
+	if seq, err := other.Append(ctx, auth.RevocationEntry{SessionIDs: []string{"from-other"}, At: time.Now()}); err != nil || seq != writers+1 {
 		t.Fatalf("append from a fresh instance = %d, %v; want %d", seq, err, writers+1)
 	}
-	if seq, err := l.Append(ctx, []string{"back"}, time.Now()); err != nil || seq != writers+2 {
+	if seq, err := l.Append(ctx, auth.RevocationEntry{SessionIDs: []string{"back"}, At: time.Now()}); err != nil || seq != writers+2 {
 		t.Fatalf("append past a stale hint = %d, %v; want %d", seq, err, writers+2)
 	}
 	var seen []string
@@ -80,7 +82,7 @@ func TestRevocationLogNumbersAreUniqueAndGapless(t *testing.T) {
 	if n, err := l.Prune(ctx, time.Now().Add(time.Minute)); err != nil || n != writers+1 {
 		t.Fatalf("Prune = %d, %v; want %d", n, err, writers+1)
 	}
-	if seq, err := l.Append(ctx, []string{"z"}, time.Now()); err != nil || seq != writers+3 {
+	if seq, err := l.Append(ctx, auth.RevocationEntry{SessionIDs: []string{"z"}, At: time.Now()}); err != nil || seq != writers+3 {
 		t.Fatalf("append after prune = %d, %v; want %d", seq, err, writers+3)
 	}
 }

@@ -145,6 +145,21 @@ func (s *SessionStore) Active(ctx context.Context, userID string, now time.Time)
 		SetSort(bson.D{{Key: "last_used_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(1000), (*sessionDoc).session)
 }
 
+// ForUser returns every session kept for userID, newest first.
+func (s *SessionStore) ForUser(ctx context.Context, userID string) ([]*auth.Session, error) {
+	return findAll(ctx, s.coll, bson.D{{Key: "user_id", Value: userID}}, options.Find().
+		SetSort(bson.D{{Key: "created_at", Value: -1}, {Key: "_id", Value: 1}}).SetLimit(1000), (*sessionDoc).session)
+}
+
+// DeleteForUser removes every session of userID.
+func (s *SessionStore) DeleteForUser(ctx context.Context, userID string) (int64, error) {
+	res, err := s.coll.DeleteMany(ctx, bson.D{{Key: "user_id", Value: userID}})
+	if err != nil {
+		return 0, fmt.Errorf("mongodb: delete sessions: %w", err)
+	}
+	return res.DeletedCount, nil
+}
+
 // ActiveIDs returns the IDs of the unrevoked sessions of userID among ids
 // (all when ids is nil), except except.
 func (s *SessionStore) ActiveIDs(ctx context.Context, userID string, ids []string, except string) ([]string, error) {
