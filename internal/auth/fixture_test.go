@@ -16,8 +16,8 @@ import (
 // carry the session.
 type fakeTokens struct{ now func() time.Time }
 
-func (f fakeTokens) Issue(userID, sessionID string, roles []string) (AccessToken, error) {
-	return AccessToken{Value: userID + "|" + sessionID, ExpiresAt: f.now().Add(f.TTL()), TTL: f.TTL()}, nil
+func (f fakeTokens) Issue(s Subject) (AccessToken, error) {
+	return AccessToken{Value: s.UserID + "|" + s.SessionID, ExpiresAt: f.now().Add(f.TTL()), TTL: f.TTL()}, nil
 }
 
 func (f fakeTokens) Verify(raw string) (Claims, error) {

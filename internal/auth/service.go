@@ -201,7 +201,7 @@ func (s *Service) startSession(ctx context.Context, u *User) (*Result, error) {
 }
 
 func (s *Service) result(ctx context.Context, u *User, sess *Session, refresh string) (*Result, error) {
-	tok, err := s.tokens.Issue(u.ID, sess.ID, roleNames(u.Roles))
+	tok, err := s.tokens.Issue(Subject{UserID: u.ID, SessionID: sess.ID, Roles: roleNames(u.Roles), EmailVerified: u.EmailVerified})
 	if err != nil {
 		return nil, fmt.Errorf("auth: issue token: %w", err)
 	}

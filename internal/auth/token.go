@@ -5,12 +5,20 @@ import "time"
 // Claims are the verified contents of an access token that the rest of the
 // server relies on.
 type Claims struct {
-	UserID    string
-	SessionID string
-	Roles     []string
-	TokenID   string
-	IssuedAt  time.Time
-	ExpiresAt time.Time
+	UserID        string
+	SessionID     string
+	Roles         []string
+	EmailVerified bool // as of issuance
+	TokenID       string
+	IssuedAt      time.Time
+	ExpiresAt     time.Time
+}
+
+// Subject is what an access token says about its holder.
+type Subject struct {
+	UserID, SessionID string
+	Roles             []string
+	EmailVerified     bool
 }
 
 // AccessToken is a signed access token and when it stops being accepted.
@@ -22,7 +30,7 @@ type AccessToken struct {
 
 // TokenIssuer signs and verifies access tokens.
 type TokenIssuer interface {
-	Issue(userID, sessionID string, roles []string) (AccessToken, error)
+	Issue(s Subject) (AccessToken, error)
 	Verify(raw string) (Claims, error)
 	TTL() time.Duration
 	// Leeway is how long past its expiry a token is still accepted.

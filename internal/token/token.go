@@ -80,15 +80,17 @@ type accessClaims struct {
 	// Roles let other services authorize without calling this server; they
 	// are as of issuance (refresh to see a change).
 	Roles []string `json:"roles,omitempty"`
+	// EmailVerified is the standard OpenID Connect claim, as of issuance.
+	EmailVerified bool `json:"email_verified"`
 	jwt.RegisteredClaims
 }
 
-// Issue signs an access token for userID within sessionID.
-func (i *Issuer) Issue(userID, sessionID string, roles []string) (auth.AccessToken, error) {
+// Issue signs an access token for s.UserID within s.SessionID.
+func (i *Issuer) Issue(s auth.Subject) (auth.AccessToken, error) {
 	now := i.now().Truncate(time.Second)
 	exp := now.Add(i.ttl)
-	claims := accessClaims{SessionID: sessionID, Roles: roles, RegisteredClaims: jwt.RegisteredClaims{
-		Subject:   userID,
+	claims := accessClaims{SessionID: s.SessionID, Roles: s.Roles, EmailVerified: s.EmailVerified, RegisteredClaims: jwt.RegisteredClaims{
+		Subject:   s.UserID,
 		Issuer:    i.issuer,
 		Audience:  jwt.ClaimStrings{i.audience},
 		IssuedAt:  jwt.NewNumericDate(now),
@@ -130,7 +132,8 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 	if err != nil {
 		return auth.Claims{}, auth.ErrTokenExpired
 	}
-	c := auth.Claims{UserID: claims.Subject, SessionID: claims.SessionID, Roles: claims.Roles, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
+	c := auth.Claims{UserID: claims.Subject, SessionID: claims.SessionID, Roles: claims.Roles, EmailVerified: claims.EmailVerified,
+		TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
 	from := time.Time{}
 	if claims.IssuedAt != nil {
 		c.IssuedAt = claims.IssuedAt.Time

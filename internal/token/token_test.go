@@ -53,7 +53,7 @@ func newIssuer(t *testing.T, now time.Time) *token.Issuer {
 // issue returns a token issued for testUserID at t0.
 func issue(t *testing.T) string {
 	t.Helper()
-	at, err := newIssuer(t, t0).Issue(testUserID, testSession, []string{"USER"})
+	at, err := newIssuer(t, t0).Issue(auth.Subject{UserID: testUserID, SessionID: testSession, Roles: []string{"USER"}})
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -110,7 +110,7 @@ func TestIssueAndVerify(t *testing.T) {
 	if got, want := iss.TTL(), testTTL; got != want {
 		t.Errorf("TTL: got %v, want %v", got, want)
 	}
-	at, err := iss.Issue(testUserID, testSession, []string{"USER"})
+	at, err := iss.Issue(auth.Subject{UserID: testUserID, SessionID: testSession, Roles: []string{"USER"}})
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -149,7 +149,7 @@ func TestIssueUniqueTokenID(t *testing.T) {
 	seen := map[string]bool{}
 	values := map[string]bool{}
 	for range 2 {
-		at, err := iss.Issue(testUserID, testSession, []string{"USER"})
+		at, err := iss.Issue(auth.Subject{UserID: testUserID, SessionID: testSession, Roles: []string{"USER"}})
 		if err != nil {
 			t.Fatalf("Issue: %v", err)
 		}
@@ -188,7 +188,7 @@ func TestIssueTokenContents(t *testing.T) {
 		gotKeys = append(gotKeys, k)
 	}
 	slices.Sort(gotKeys)
-	wantKeys := []string{"aud", "exp", "iat", "iss", "jti", "nbf", "roles", "sid", "sub"}
+	wantKeys := []string{"aud", "email_verified", "exp", "iat", "iss", "jti", "nbf", "roles", "sid", "sub"}
 	if !slices.Equal(gotKeys, wantKeys) {
 		t.Errorf("claim names: got %v, want exactly %v", gotKeys, wantKeys)
 	}
@@ -201,6 +201,8 @@ func TestIssueTokenContents(t *testing.T) {
 		Nbf int64    `json:"nbf"`
 		Exp int64    `json:"exp"`
 		Jti string   `json:"jti"`
+		// A pointer: absent and false must differ.
+		EmailVerified *bool `json:"email_verified"`
 	}
 	b, _ := base64.RawURLEncoding.DecodeString(p[1])
 	if err := json.Unmarshal(b, &claims); err != nil {
@@ -226,6 +228,32 @@ func TestIssueTokenContents(t *testing.T) {
 	}
 	if claims.Jti == "" {
 		t.Errorf("jti: got empty, want a random id")
+	}
+	if claims.EmailVerified == nil || *claims.EmailVerified {
+		t.Errorf("email_verified: got %v, want false (present)", claims.EmailVerified)
+	}
+}
+
+func TestIssueEmailVerified(t *testing.T) {
+	iss := newIssuer(t, t0)
+	for _, verified := range []bool{false, true} {
+		at, err := iss.Issue(auth.Subject{UserID: testUserID, SessionID: testSession, EmailVerified: verified})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var claims struct {
+			EmailVerified bool `json:"email_verified"`
+		}
+		b, _ := base64.RawURLEncoding.DecodeString(parts(t, at.Value)[1])
+		if err := json.Unmarshal(b, &claims); err != nil {
+			t.Fatal(err)
+		}
+		if claims.EmailVerified != verified {
+			t.Errorf("email_verified in the token: got %v, want %v", claims.EmailVerified, verified)
+		}
+		if c := wantVerifyOK(t, iss, at.Value); c.EmailVerified != verified {
+			t.Errorf("verified claims: EmailVerified %v, want %v", c.EmailVerified, verified)
+		}
 	}
 }
 
@@ -264,7 +292,7 @@ func TestNewIssuer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("NewIssuer: got error %v, want none", err)
 			}
-			at, err := iss.Issue(testUserID, testSession, []string{"USER"})
+			at, err := iss.Issue(auth.Subject{UserID: testUserID, SessionID: testSession, Roles: []string{"USER"}})
 			if err != nil {
 				t.Fatalf("Issue: %v", err)
 			}

@@ -117,7 +117,7 @@ func TestVerifiedCacheBounded(t *testing.T) {
 	n := token.MaxVerified + token.MaxVerified/2
 	raws := make([]string, n)
 	for i := range raws {
-		at, err := iss.Issue(fmt.Sprintf("user-%d", i), testSession, nil)
+		at, err := iss.Issue(auth.Subject{UserID: fmt.Sprintf("user-%d", i), SessionID: testSession, Roles: nil})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +144,7 @@ func TestVerifiedCacheConcurrent(t *testing.T) {
 	iss := newIssuer(t, t0)
 	good := make([]string, 8)
 	for i := range good {
-		at, err := iss.Issue(fmt.Sprintf("user-%d", i), testSession, []string{"USER"})
+		at, err := iss.Issue(auth.Subject{UserID: fmt.Sprintf("user-%d", i), SessionID: testSession, Roles: []string{"USER"}})
 		if err != nil {
 			t.Fatal(err)
 		}
