@@ -45,7 +45,10 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
   const childEnv = { ...process.env };
   // Never let the caller's environment point the tests at a real database or change the token format.
   for (const key of ['MONGODB_URI', 'MONGODB_DATABASE', 'APP_ENV', 'JWT_ISSUER', 'JWT_AUDIENCE',
-    'GRAPHQL_PLAYGROUND', 'GRAPHQL_INTROSPECTION', 'ACCESS_TOKEN_TTL', 'REFRESH_REUSE_INTERVAL']) {
+    'GRAPHQL_PLAYGROUND', 'GRAPHQL_INTROSPECTION', 'ACCESS_TOKEN_TTL', 'REFRESH_REUSE_INTERVAL',
+    // ... nor send mail anywhere but to the test's own SMTP server (see smtp.mjs).
+    'SMTP_URL', 'MAIL_FROM', 'APP_URL', 'MAIL_DISABLED', 'MAIL_TEMPLATES_DIR', 'MAIL_ADDRESS_INTERVAL',
+    'RATE_LIMIT_MAIL', 'EMAIL_VERIFICATION_TTL', 'PASSWORD_RESET_TTL', 'EMAIL_CHANGE_TTL']) {
     delete childEnv[key];
   }
   Object.assign(childEnv, {

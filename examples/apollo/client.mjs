@@ -6,7 +6,12 @@
 //   await login("alice", "correct horse battery");
 //   const { data } = await client.query({ query: gql`{ me { username } }` });
 //
-// Tested end to end against the real server by e2e/tests/apollo.test.mjs.
+// Account recovery: requestPasswordReset(email) mails a link APP_URL/reset-password?token=…; the page behind it
+// calls resetPassword(token, newPassword), which signs this client in. verifyEmail(token) serves the
+// APP_URL/verify-email?token=… link. Failures reject with CombinedGraphQLErrors (e.g. INVALID_EMAIL_TOKEN).
+//
+// Tested end to end against the real server by e2e/tests/apollo.test.mjs and
+// e2e/tests/recovery-apollo.test.mjs.
 import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache, gql } from "@apollo/client";
 import { SetContextLink } from "@apollo/client/link/context";
 import { ErrorLink } from "@apollo/client/link/error";
@@ -28,6 +33,12 @@ const AUTH_FIELDS = "accessToken refreshToken user { id username email }";
 const LOGIN = gql`mutation Login($input: LoginInput!) { login(input: $input) { ${AUTH_FIELDS} } }`;
 const REGISTER = gql`mutation Register($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }`;
 const LOGOUT = gql`mutation Logout { logout }`;
+const REQUEST_PASSWORD_RESET = gql`mutation RequestPasswordReset($email: String!) {
+  requestPasswordReset(email: $email) }`;
+const RESET_PASSWORD = gql`mutation ResetPassword($token: String!, $newPassword: String!) {
+  resetPassword(token: $token, newPassword: $newPassword) { ${AUTH_FIELDS} } }`;
+const VERIFY_EMAIL = gql`mutation VerifyEmail($token: String!) {
+  verifyEmail(token: $token) { id username email emailVerified } }`;
 
 export function createClient({ url, storage = memoryStorage(), fetch = globalThis.fetch }) {
   const saveTokens = ({ accessToken, refreshToken }) => {
@@ -88,17 +99,29 @@ export function createClient({ url, storage = memoryStorage(), fetch = globalThi
     cache: new InMemoryCache(),
   });
 
-  async function signIn(mutation, input, field) {
-    const { data } = await client.mutate({ mutation, variables: { input } });
-    saveTokens(data[field]);
-    return data[field].user;
+  async function mutate(mutation, variables, field) {
+    const { data } = await client.mutate({ mutation, variables });
+    return data[field];
+  }
+
+  async function signIn(mutation, variables, field) {
+    const payload = await mutate(mutation, variables, field);
+    saveTokens(payload);
+    return payload.user;
   }
 
   return {
     client,
     storage,
-    register: (input) => signIn(REGISTER, input, "register"),
-    login: (username, password) => signIn(LOGIN, { username, password }, "login"),
+    register: (input) => signIn(REGISTER, { input }, "register"),
+    login: (username, password) => signIn(LOGIN, { input: { username, password } }, "login"),
+    // Always true, whether or not an account has the address: the server mails the link in the background.
+    requestPasswordReset: (email) => mutate(REQUEST_PASSWORD_RESET, { email }, "requestPasswordReset"),
+    // The token of the mailed link and a new password: every other session of the account ends, and this
+    // client is signed in with the new session (like login).
+    resetPassword: (token, newPassword) => signIn(RESET_PASSWORD, { token, newPassword }, "resetPassword"),
+    // The token of the verification link; needs no sign-in (the link is often opened on another device).
+    verifyEmail: (token) => mutate(VERIFY_EMAIL, { token }, "verifyEmail"),
     // Ends this session on the server, then forgets the tokens and the cached data.
     async logout() {
       try {

@@ -5,8 +5,13 @@
 //   await login("alice", "correct horse battery");
 //   const { data } = await client.query(gql`{ me { username } }`, {}).toPromise();
 //
+// Account recovery: requestPasswordReset(email) mails a link APP_URL/reset-password?token=…; the page behind it
+// calls resetPassword(token, newPassword), which signs this client in. verifyEmail(token) serves the
+// APP_URL/verify-email?token=… link. Failures throw urql's CombinedError (e.g. INVALID_EMAIL_TOKEN).
+//
 // Queries go by GET (urql's default preferGetMethod: "within-url-limit"), mutations by POST; the server
-// serves both. Tested end to end against the real server by e2e/tests/urql.test.mjs.
+// serves both. Tested end to end against the real server by e2e/tests/urql.test.mjs and
+// e2e/tests/recovery-urql.test.mjs.
 import { Client, cacheExchange, fetchExchange, gql } from "@urql/core";
 import { authExchange } from "@urql/exchange-auth";
 
@@ -27,6 +32,12 @@ const LOGIN = gql`mutation Login($input: LoginInput!) { login(input: $input) { $
 const REGISTER = gql`mutation Register($input: RegisterInput!) { register(input: $input) { ${AUTH_FIELDS} } }`;
 const REFRESH = gql`mutation Refresh($t: String!) { refreshToken(token: $t) { accessToken refreshToken } }`;
 const LOGOUT = gql`mutation Logout { logout }`;
+const REQUEST_PASSWORD_RESET = gql`mutation RequestPasswordReset($email: String!) {
+  requestPasswordReset(email: $email) }`;
+const RESET_PASSWORD = gql`mutation ResetPassword($token: String!, $newPassword: String!) {
+  resetPassword(token: $token, newPassword: $newPassword) { ${AUTH_FIELDS} } }`;
+const VERIFY_EMAIL = gql`mutation VerifyEmail($token: String!) {
+  verifyEmail(token: $token) { id username email emailVerified } }`;
 
 export function createClient({ url, storage = memoryStorage(), fetch = globalThis.fetch }) {
   const saveTokens = ({ accessToken, refreshToken }) => {
@@ -60,18 +71,30 @@ export function createClient({ url, storage = memoryStorage(), fetch = globalThi
 
   const client = new Client({ url, fetch, exchanges: [cacheExchange, auth, fetchExchange] });
 
-  async function signIn(mutation, input, field) {
-    const result = await client.mutation(mutation, { input }).toPromise();
+  async function mutate(mutation, variables, field) {
+    const result = await client.mutation(mutation, variables).toPromise();
     if (result.error) throw result.error;
-    saveTokens(result.data[field]);
-    return result.data[field].user;
+    return result.data[field];
+  }
+
+  async function signIn(mutation, variables, field) {
+    const payload = await mutate(mutation, variables, field);
+    saveTokens(payload);
+    return payload.user;
   }
 
   return {
     client,
     storage,
-    register: (input) => signIn(REGISTER, input, "register"),
-    login: (username, password) => signIn(LOGIN, { username, password }, "login"),
+    register: (input) => signIn(REGISTER, { input }, "register"),
+    login: (username, password) => signIn(LOGIN, { input: { username, password } }, "login"),
+    // Always true, whether or not an account has the address: the server mails the link in the background.
+    requestPasswordReset: (email) => mutate(REQUEST_PASSWORD_RESET, { email }, "requestPasswordReset"),
+    // The token of the mailed link and a new password: every other session of the account ends, and this
+    // client is signed in with the new session (like login).
+    resetPassword: (token, newPassword) => signIn(RESET_PASSWORD, { token, newPassword }, "resetPassword"),
+    // The token of the verification link; needs no sign-in (the link is often opened on another device).
+    verifyEmail: (token) => mutate(VERIFY_EMAIL, { token }, "verifyEmail"),
     // Ends this session on the server, then forgets the tokens.
     async logout() {
       try {
