@@ -2,6 +2,7 @@ package mongodb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -95,6 +96,19 @@ func (s *OutboxStore) Due(ctx context.Context, now time.Time, limit int) ([]*aut
 	filter := bson.D{{Key: "failed", Value: false}, {Key: "next_at", Value: bson.D{{Key: "$lte", Value: now}}}}
 	return findAll(ctx, s.coll, filter, options.Find().
 		SetSort(bson.D{{Key: "next_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)), (*mailDoc).mail)
+}
+
+// ByID returns the mail with id, or auth.ErrNotFound (a point read by _id).
+func (s *OutboxStore) ByID(ctx context.Context, id string) (*auth.Mail, error) {
+	var doc mailDoc
+	err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: find mail: %w", err)
+	}
+	return doc.mail(), nil
 }
 
 // Prepare writes what preparing a reset request filled in. It never creates

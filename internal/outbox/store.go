@@ -16,6 +16,8 @@ type Store interface {
 	// Due returns up to limit mails not given up whose NextAt is at or before
 	// now, oldest NextAt first.
 	Due(ctx context.Context, now time.Time, limit int) ([]*auth.Mail, error)
+	// ByID returns one mail, or auth.ErrNotFound.
+	ByID(ctx context.Context, id string) (*auth.Mail, error)
 	// Prepare writes what preparing a reset request filled in: Kind, To,
 	// UserID, Username, Link, NewEmail and ExpiresIn.
 	Prepare(ctx context.Context, m *auth.Mail) error

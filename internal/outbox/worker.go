@@ -152,11 +152,21 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 }
 
 // deliver makes one attempt at m if it can claim one; it reports whether it
-// did.
-func (w *Worker) deliver(ctx context.Context, m *auth.Mail) bool {
+// did. m may be a copy read long ago (a pass over many mails, a stalled
+// process): the claim is made from the mail as it is now, and checked again
+// once won, so a mail that another instance delivered, gave up or retried
+// meanwhile is left alone.
+func (w *Worker) deliver(ctx context.Context, seen *auth.Mail) bool {
+	m, ok := w.current(ctx, seen.ID)
+	if !ok {
+		return false
+	}
 	attempt, ok := w.claim(ctx, m)
 	if !ok {
 		return false
+	}
+	if now, ok := w.current(ctx, m.ID); !ok || now.Attempts != m.Attempts {
+		return false // it moved on between the read and the claim
 	}
 	if attempt >= w.c.MaxAttempts {
 		w.giveUp(ctx, m, attempt, m.LastError)
@@ -210,6 +220,18 @@ func (w *Worker) deliver(ctx context.Context, m *auth.Mail) bool {
 			"kind", string(prepared.Kind), "link", prepared.Link)
 	}
 	return true
+}
+
+// current reads mail id again and reports whether it is still due.
+func (w *Worker) current(ctx context.Context, id string) (*auth.Mail, bool) {
+	m, err := w.c.Store.ByID(ctx, id)
+	if err != nil {
+		if !errors.Is(err, auth.ErrNotFound) && ctx.Err() == nil {
+			w.c.Logger.WarnContext(ctx, "outbox: reading a mail failed", "mail_id", id, "err", err)
+		}
+		return nil, false
+	}
+	return m, !m.Failed && !m.NextAt.After(w.c.Now())
 }
 
 // claim reserves the next attempt at m. Attempt k belongs to whoever
