@@ -26,7 +26,7 @@ const (
 	subjectVerify  = "Confirm your email address"
 	subjectReset   = "Reset your password"
 	subjectConfirm = "Confirm your new email address"
-	subjectNotice  = "Your email address was changed"
+	subjectNotice  = "A change of your email address was requested"
 	subjectDeleted = "Your account was deleted"
 )
 

@@ -76,6 +76,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		return nil, err
 	}
 	trail := auth.NewAuditTrail(d.Logger.Handler(), stores.Audit)
+	stores.Audit = trail // deleting an account's events goes through the trail's queue
 	audit := slog.New(trail).With("log", "audit")
 	var svc *auth.Service
 	var worker *outbox.Worker

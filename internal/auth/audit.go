@@ -43,18 +43,79 @@ type AuditStore interface {
 // AuditStore, written by Run in the background: a slow database never slows
 // the request that is audited. When the queue is full, events are dropped
 // from the store (never from the log) and counted.
+//
+// It is itself the service's AuditStore: forgetting a deleted account goes
+// through the same queue, so that events queued before the deletion are
+// deleted with the rest, and events about the account that come after it (a
+// mail to it finishing delivery) are not stored — except the deletion event.
 type AuditTrail struct {
 	slog.Handler
 	store   AuditStore
-	queue   chan AuditEvent
+	queue   chan auditItem
 	dropped *atomic.Int64
 	attrs   []slog.Attr // from WithAttrs
 }
 
+// auditItem is an event to store, or an account to forget.
+type auditItem struct {
+	event  AuditEvent
+	forget string
+	done   chan error
+}
+
+var _ AuditStore = (*AuditTrail)(nil)
+
 // NewAuditTrail returns a trail that passes records to next and keeps
 // account events in store.
 func NewAuditTrail(next slog.Handler, store AuditStore) *AuditTrail {
-	return &AuditTrail{Handler: next, store: store, queue: make(chan AuditEvent, 1024), dropped: new(atomic.Int64)}
+	return &AuditTrail{Handler: next, store: store, queue: make(chan auditItem, 1024), dropped: new(atomic.Int64)}
+}
+
+// Add queues e for the store.
+func (t *AuditTrail) Add(_ context.Context, e AuditEvent) error {
+	select {
+	case t.queue <- auditItem{event: e}:
+	default:
+		t.dropped.Add(1)
+	}
+	return nil
+}
+
+// Recent returns the stored events of userID, newest first.
+func (t *AuditTrail) Recent(ctx context.Context, userID string, limit int) ([]AuditEvent, error) {
+	return t.store.Recent(ctx, userID, limit)
+}
+
+// DeleteBefore removes stored events older than before.
+func (t *AuditTrail) DeleteBefore(ctx context.Context, before time.Time) (int64, error) {
+	return t.store.DeleteBefore(ctx, before)
+}
+
+// forgetWait bounds how long DeleteForUser waits for the writer; past it (the
+// writer is not running), the store is asked directly.
+const forgetWait = 5 * time.Second
+
+// DeleteForUser removes the events of a deleted account, after every event
+// queued before it, and keeps later ones about the account out of the store.
+func (t *AuditTrail) DeleteForUser(ctx context.Context, userID string) (int64, error) {
+	done := make(chan error, 1)
+	timer := time.NewTimer(forgetWait)
+	defer timer.Stop()
+	select {
+	case t.queue <- auditItem{forget: userID, done: done}:
+	case <-timer.C:
+		return t.store.DeleteForUser(ctx, userID)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return 0, err
+	case <-timer.C:
+		return t.store.DeleteForUser(ctx, userID)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // Dropped is how many events the store missed because the queue was full.
@@ -83,11 +144,7 @@ func (t *AuditTrail) Handle(ctx context.Context, r slog.Record) error {
 		}
 		r.Attrs(visit)
 		if e.UserID != "" && e.Event != "" {
-			select {
-			case t.queue <- e:
-			default:
-				t.dropped.Add(1)
-			}
+			_ = t.Add(ctx, e)
 		}
 	}
 	if t.Handler.Enabled(ctx, r.Level) {
@@ -109,17 +166,37 @@ func (t *AuditTrail) WithGroup(name string) slog.Handler {
 	return &c
 }
 
+// forgetFor is how long events about a deleted account are kept out of the
+// store: longer than any delivery to it or request of it in flight.
+const forgetFor = time.Hour
+
 // Run writes queued events to the store until ctx ends, and removes events
 // older than retention once an hour.
 func (t *AuditTrail) Run(ctx context.Context, logger *slog.Logger, retention time.Duration) {
 	sweep := time.NewTicker(time.Hour)
 	defer sweep.Stop()
+	forgotten := map[string]time.Time{} // deleted accounts, by when
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case e := <-t.queue:
-			if err := t.store.Add(ctx, e); err != nil && ctx.Err() == nil {
+		case it := <-t.queue:
+			if it.forget != "" {
+				now := time.Now()
+				for id, at := range forgotten {
+					if now.Sub(at) > forgetFor {
+						delete(forgotten, id)
+					}
+				}
+				forgotten[it.forget] = now
+				_, err := t.store.DeleteForUser(ctx, it.forget)
+				it.done <- err
+				continue
+			}
+			if _, gone := forgotten[it.event.UserID]; gone && it.event.Event != "account_deleted" {
+				continue
+			}
+			if err := t.store.Add(ctx, it.event); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, "auth: storing an audit event failed", "err", err)
 			}
 		case now := <-sweep.C:

@@ -48,13 +48,13 @@ func (s *Service) deleteUser(ctx context.Context, u *User, by string) error {
 		// The last-admin guard of disableUser: disable first (re-counted and
 		// undone if it left no admin), then delete.
 		if err := s.keepAnAdmin(ctx); err != nil {
-			return err
+			return lastAdminDeleted(err)
 		}
 		if _, err := s.users.SetDisabled(ctx, u.ID, true); err != nil {
 			return fmt.Errorf("auth: disable user: %w", err)
 		}
 		if err := s.undoIfNoAdmin(ctx, func() error { _, err := s.users.SetDisabled(ctx, u.ID, false); return err }); err != nil {
-			return err
+			return lastAdminDeleted(err)
 		}
 	}
 	if err := s.users.Delete(ctx, u.ID); err != nil && !errors.Is(err, ErrNotFound) {
@@ -91,6 +91,14 @@ func (s *Service) deleteUser(ctx context.Context, u *User, by string) error {
 	s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "account_deleted"),
 		slog.String("user_id", u.ID), slog.String("by", by))
 	return nil
+}
+
+// lastAdminDeleted words the last-admin refusal for a deletion.
+func lastAdminDeleted(err error) error {
+	if err == errLastAdmin {
+		return badInput("id", "last_admin", "the last enabled ADMIN cannot be deleted")
+	}
+	return err
 }
 
 // maxExportedEvents bounds the audit events in an export.

@@ -187,6 +187,9 @@ func (s *Service) checkEmailToken(ctx context.Context, raw string, kind EmailTok
 	if err != nil {
 		return checkedToken{}, fmt.Errorf("auth: find user: %w", err)
 	}
+	if u.Disabled {
+		return checkedToken{}, errUserDisabled // as login says to someone who knows the password
+	}
 	stale := false
 	switch kind {
 	case TokenVerifyEmail:
@@ -206,6 +209,11 @@ func (s *Service) checkEmailToken(ctx context.Context, raw string, kind EmailTok
 		stale = u.CredentialStamp != t.Stamp
 	}
 	if stale {
+		// A use that won a race with this one may be what changed the
+		// account (a reset sets a new stamp): that is "used", not "expired".
+		if _, err := s.markers.Until(ctx, usedKey(hash)); err == nil {
+			return checkedToken{}, invalidEmailToken(ReasonUsed)
+		}
 		return checkedToken{}, invalidEmailToken(ReasonExpired)
 	}
 	return checkedToken{t: t, u: u}, nil

@@ -41,7 +41,7 @@ func TestRenderEachKind(t *testing.T) {
 		{mail.KindVerifyEmail, "Confirm your email address", true, []string{"24 hours", "ignore this mail"}},
 		{mail.KindResetPassword, "Reset your password", true, []string{"24 hours", "ignore this mail"}},
 		{mail.KindConfirmEmailChange, "Confirm your new email address", true, []string{"24 hours", "jane@new.example.org", "ignore this mail"}},
-		{mail.KindEmailChangeNotice, "Your email address was changed", false, []string{"j***@new.example.org"}},
+		{mail.KindEmailChangeNotice, "A change of your email address was requested", false, []string{"j***@new.example.org"}},
 		{mail.KindAccountDeleted, "Your account was deleted", false, []string{"deleted"}},
 	}
 	for _, tt := range tests {
