@@ -153,20 +153,17 @@ func (w *Worker) RunOnce(ctx context.Context) int {
 
 // deliver makes one attempt at m if it can claim one; it reports whether it
 // did. m may be a copy read long ago (a pass over many mails, a stalled
-// process): the claim is made from the mail as it is now, and checked again
-// once won, so a mail that another instance delivered, gave up or retried
-// meanwhile is left alone.
+// process): once a claim is won, the mail is read again, and a mail that
+// another instance delivered, gave up or retried meanwhile is left alone
+// (its claim then merely lapses).
 func (w *Worker) deliver(ctx context.Context, seen *auth.Mail) bool {
+	attempt, ok := w.claim(ctx, seen)
+	if !ok {
+		return false
+	}
 	m, ok := w.current(ctx, seen.ID)
-	if !ok {
-		return false
-	}
-	attempt, ok := w.claim(ctx, m)
-	if !ok {
-		return false
-	}
-	if now, ok := w.current(ctx, m.ID); !ok || now.Attempts != m.Attempts {
-		return false // it moved on between the read and the claim
+	if !ok || m.Attempts != seen.Attempts {
+		return false // it moved on since it was read
 	}
 	if attempt >= w.c.MaxAttempts {
 		w.giveUp(ctx, m, attempt, m.LastError)
