@@ -3,18 +3,20 @@ package api
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/authgql/server/internal/auth"
 )
 
-// authenticate reads the Authorization header. No header (or an empty one,
-// as Apollo's auth link sends when logged out) is anonymous. A bad or expired
+// identify records who is calling (the client, see client) and reads the
+// Authorization header, into one context. No header (or an empty one, as
+// Apollo's auth link sends when logged out) is anonymous. A bad or expired
 // token is anonymous too, with the reason kept for @auth: it never blocks
 // public operations such as login.
-func authenticate(tokens TokenVerifier, next http.Handler) http.Handler {
+func identify(trusted []netip.Prefix, tokens TokenVerifier, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := auth.WithSignIn(r.Context())
+		ctx := auth.WithSignIn(auth.WithClient(r.Context(), client(r, trusted)))
 		values := r.Header.Values("Authorization")
 		if len(values) == 0 || len(values) == 1 && strings.TrimSpace(values[0]) == "" {
 			next.ServeHTTP(w, r.WithContext(ctx))

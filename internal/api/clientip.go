@@ -9,18 +9,14 @@ import (
 	"github.com/authgql/server/internal/auth"
 )
 
-// withClient records who is calling (user agent, client IP) for rate limits,
+// client describes who is calling (user agent, client IP), for rate limits,
 // audit events and the sessions a request may create.
-func withClient(trusted []netip.Prefix, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ua := r.UserAgent()
-		if len(ua) > maxUserAgent {
-			ua = ua[:maxUserAgent]
-		}
-		ip := clientIP(r, trusted)
-		ctx := auth.WithClient(r.Context(), auth.Client{UserAgent: strings.ToValidUTF8(ua, ""), IP: ip})
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+func client(r *http.Request, trusted []netip.Prefix) auth.Client {
+	ua := r.UserAgent()
+	if len(ua) > maxUserAgent {
+		ua = ua[:maxUserAgent]
+	}
+	return auth.Client{UserAgent: strings.ToValidUTF8(ua, ""), IP: clientIP(r, trusted)}
 }
 
 const maxUserAgent = 256

@@ -10,7 +10,7 @@ import (
 func addRoutes(mux *http.ServeMux, d Deps) {
 	opts := d.Options
 	query := withCORS(opts.CORSOrigins, noStore(graphqlBody(opts.MaxBody,
-		withClient(opts.TrustedProxies, authenticate(d.Tokens, d.GraphQL)))))
+		identify(opts.TrustedProxies, d.Tokens, d.GraphQL))))
 	mux.Handle("POST /query", query)
 	mux.Handle("GET /query", query)
 	mux.Handle("OPTIONS /query", query)
