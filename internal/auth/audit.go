@@ -91,6 +91,11 @@ func (t *AuditTrail) DeleteBefore(ctx context.Context, before time.Time) (int64,
 	return t.store.DeleteBefore(ctx, before)
 }
 
+// routine events stay in the log only: they happen too often to store for
+// every account (a refresh every few minutes per client) and say nothing a
+// user would look for in an export.
+var routine = map[string]bool{"refresh/success": true, "mail_queued": true, "mail_sent": true}
+
 // forgetWait bounds how long DeleteForUser waits for the writer; past it (the
 // writer is not running), the store is asked directly.
 const forgetWait = 5 * time.Second
@@ -143,7 +148,7 @@ func (t *AuditTrail) Handle(ctx context.Context, r slog.Record) error {
 			visit(a)
 		}
 		r.Attrs(visit)
-		if e.UserID != "" && e.Event != "" {
+		if e.UserID != "" && e.Event != "" && !routine[e.Event] && !routine[e.Event+"/"+e.Outcome] {
 			_ = t.Add(ctx, e)
 		}
 	}
