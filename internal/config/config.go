@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/token"
 )
 
@@ -28,6 +30,13 @@ type Config struct {
 	DataDir       string
 
 	JWTSecret      []byte // empty in development: generated and kept under DataDir
+	// JWTAlgorithm signs access tokens: ES256 (default), EdDSA, RS256 with
+	// keys kept in MongoDB and published as a JWKS, or HS256 with JWTSecret.
+	JWTAlgorithm       keys.Algorithm
+	JWTKeyRotation     time.Duration // how long a key signs
+	JWTKeyPublishAhead time.Duration // a successor is in the JWKS this long before it signs
+	// PublicURL is the server's public base URL (discovery, JWKS, callbacks).
+	PublicURL      string
 	JWTIssuer      string
 	JWTAudience    string
 	AccessTokenTTL time.Duration
@@ -99,7 +108,9 @@ func Load(getenv func(string) string) (Config, error) {
 		MongoDatabase:        p.str("MONGODB_DATABASE", "authgql"),
 		DataDir:              p.str("DATA_DIR", "./data"),
 		JWTSecret:            []byte(getenv("JWT_SECRET")),
-		JWTIssuer:            p.str("JWT_ISSUER", "authgql"),
+		JWTAlgorithm:         keys.Algorithm(p.oneOf("JWT_ALGORITHM", "ES256", "ES256", "EdDSA", "RS256", "HS256")),
+		JWTKeyRotation:       p.ttl("JWT_KEY_ROTATION", 720*time.Hour, time.Hour, 8760*time.Hour),
+		JWTKeyPublishAhead:   p.ttl("JWT_KEY_PUBLISH_AHEAD", time.Hour, 5*time.Minute, 720*time.Hour),
 		JWTAudience:          p.str("JWT_AUDIENCE", "authgql"),
 		AccessTokenTTL:       p.ttl("ACCESS_TOKEN_TTL", 15*time.Minute, time.Minute, 24*time.Hour),
 		JWTClockSkew:         p.duration("JWT_CLOCK_SKEW", 30*time.Second, 0, 5*time.Minute),
@@ -155,6 +166,14 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	prod := c.Production()
 	c.Host = p.str("HOST", map[bool]string{true: "0.0.0.0", false: "127.0.0.1"}[prod])
+	c.PublicURL = strings.TrimRight(p.str("PUBLIC_URL", ""), "/")
+	if c.PublicURL == "" && !prod {
+		c.PublicURL = fmt.Sprintf("http://%s", net.JoinHostPort(c.Host, strconv.Itoa(c.Port)))
+	}
+	c.JWTIssuer = p.str("JWT_ISSUER", c.PublicURL)
+	if c.JWTKeyPublishAhead >= c.JWTKeyRotation {
+		p.fail(fmt.Sprintf("JWT_KEY_PUBLISH_AHEAD (%s) must be shorter than JWT_KEY_ROTATION (%s)", c.JWTKeyPublishAhead, c.JWTKeyRotation))
+	}
 	c.Introspection = p.boolean("GRAPHQL_INTROSPECTION", !prod)
 	c.Playground = p.boolean("GRAPHQL_PLAYGROUND", !prod)
 	if c.CORSAllowedOrigins == nil && !prod {
@@ -175,6 +194,10 @@ func Load(getenv func(string) string) (Config, error) {
 		if c.MongoURI == "" {
 			p.fail("MONGODB_URI is required in production (the embedded database is for development)")
 		}
+		if c.PublicURL == "" {
+			p.fail("PUBLIC_URL is required in production: the server's public base URL, e.g. https://auth.example.com " +
+				"(the tokens' issuer and the address of its JWKS)")
+		}
 		if !c.MailDisabled && (c.SMTPURL == "" || c.MailFrom == "" || c.AppURL == "") {
 			p.fail("SMTP_URL, MAIL_FROM and APP_URL are required in production (verification and password reset " +
 				"mails); set MAIL_DISABLED=true to run without mail")
@@ -186,6 +209,12 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 		if c.AppURL == "" {
 			c.AppURL = "http://localhost:3000"
+		}
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			p.fail(fmt.Sprintf("PUBLIC_URL must be the server's base URL like https://auth.example.com, got %q", c.PublicURL))
 		}
 	}
 	if c.AppURL != "" {
@@ -202,7 +231,7 @@ func Load(getenv func(string) string) (Config, error) {
 			p.fail(fmt.Sprintf("CORS_ALLOWED_ORIGINS: %q is not an origin like https://app.example.com", o))
 		}
 	}
-	if c.JWTIssuer == "" || c.JWTAudience == "" {
+	if c.JWTIssuer == "" && c.PublicURL != "" || c.JWTAudience == "" {
 		p.fail("JWT_ISSUER and JWT_AUDIENCE must not be empty")
 	}
 	if c.MongoDatabase == "" {

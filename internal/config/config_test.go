@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/authgql/server/internal/config"
+	"github.com/authgql/server/internal/keys"
 )
 
 const (
@@ -30,6 +31,7 @@ func prodEnv(overrides map[string]string) map[string]string {
 		"SMTP_URL":    "smtps://mailer:pw@smtp.example.com:465",
 		"MAIL_FROM":   "Example <no-reply@example.com>",
 		"APP_URL":     "https://app.example.com",
+		"PUBLIC_URL":  "https://auth.example.com",
 	}
 	for k, v := range overrides {
 		m[k] = v
@@ -110,8 +112,11 @@ func TestLoadDevelopmentDefaults(t *testing.T) {
 			if got, want := c.MongoDatabase, "authgql"; got != want {
 				t.Errorf("MongoDatabase: got %q, want %q", got, want)
 			}
-			if got, want := c.JWTIssuer, "authgql"; got != want {
-				t.Errorf("JWTIssuer: got %q, want %q", got, want)
+			if got, want := c.JWTIssuer, "http://127.0.0.1:8080"; got != want {
+				t.Errorf("JWTIssuer: got %q, want %q (PUBLIC_URL's default)", got, want)
+			}
+			if got, want := c.JWTAlgorithm, keys.ES256; got != want {
+				t.Errorf("JWTAlgorithm: got %q, want %q", got, want)
 			}
 			if got, want := c.JWTAudience, "authgql"; got != want {
 				t.Errorf("JWTAudience: got %q, want %q", got, want)
@@ -233,7 +238,7 @@ func TestLoadOverrides(t *testing.T) {
 func TestLoadEmptyNames(t *testing.T) {
 	// Blank values fall back to the defaults rather than leaving names empty.
 	c := load(t, map[string]string{"JWT_ISSUER": " ", "JWT_AUDIENCE": "", "MONGODB_DATABASE": "\t"})
-	if c.JWTIssuer != "authgql" || c.JWTAudience != "authgql" || c.MongoDatabase != "authgql" {
+	if c.JWTIssuer != c.PublicURL || c.JWTAudience != "authgql" || c.MongoDatabase != "authgql" {
 		t.Errorf("JWTIssuer, JWTAudience, MongoDatabase: got %q, %q, %q, want the defaults",
 			c.JWTIssuer, c.JWTAudience, c.MongoDatabase)
 	}

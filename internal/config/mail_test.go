@@ -74,3 +74,29 @@ func TestLoadMailLifetimesShortInDevelopmentOnly(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadSigningKeys(t *testing.T) {
+	c := load(t, map[string]string{"PORT": "9000"})
+	if c.PublicURL != "http://127.0.0.1:9000" || c.JWTIssuer != c.PublicURL {
+		t.Errorf("development PUBLIC_URL %q and JWT_ISSUER %q, want http://127.0.0.1:9000 for both", c.PublicURL, c.JWTIssuer)
+	}
+	if c.JWTKeyRotation != 720*time.Hour || c.JWTKeyPublishAhead != time.Hour {
+		t.Errorf("rotation %s, publish ahead %s; want 720h and 1h", c.JWTKeyRotation, c.JWTKeyPublishAhead)
+	}
+	c = load(t, prodEnv(map[string]string{"PUBLIC_URL": "https://auth.example.com/", "JWT_ALGORITHM": "EdDSA"}))
+	if c.PublicURL != "https://auth.example.com" || c.JWTIssuer != "https://auth.example.com" || c.JWTAlgorithm != "EdDSA" {
+		t.Errorf("production: PUBLIC_URL %q, JWT_ISSUER %q, JWT_ALGORITHM %q", c.PublicURL, c.JWTIssuer, c.JWTAlgorithm)
+	}
+	if c := load(t, prodEnv(map[string]string{"JWT_ISSUER": "authgql"})); c.JWTIssuer != "authgql" {
+		t.Errorf("JWT_ISSUER set: got %q", c.JWTIssuer)
+	}
+	loadErr(t, prodEnv(map[string]string{"PUBLIC_URL": ""}), "PUBLIC_URL is required in production")
+	loadErr(t, prodEnv(map[string]string{"PUBLIC_URL": "auth.example.com"}), "PUBLIC_URL must be")
+	loadErr(t, map[string]string{"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM")
+	loadErr(t, map[string]string{"JWT_ALGORITHM": "HS512"}, "JWT_ALGORITHM")
+	loadErr(t, map[string]string{"JWT_KEY_ROTATION": "1h", "JWT_KEY_PUBLISH_AHEAD": "2h"}, "JWT_KEY_PUBLISH_AHEAD")
+	if c := load(t, map[string]string{"JWT_KEY_ROTATION": "10s", "JWT_KEY_PUBLISH_AHEAD": "2s"}); c.JWTKeyRotation != 10*time.Second {
+		t.Errorf("a 10s rotation in development: got %s", c.JWTKeyRotation)
+	}
+	loadErr(t, prodEnv(map[string]string{"JWT_KEY_ROTATION": "10s"}), "JWT_KEY_ROTATION", "development allows")
+}
