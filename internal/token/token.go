@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/keys"
 )
 
 const (
@@ -25,7 +26,28 @@ const (
 
 var method = jwt.SigningMethodHS256
 
-// Issuer signs and verifies HS256 access tokens with one secret.
+// methods are the signing methods of the algorithms the server may use.
+var methods = map[keys.Algorithm]jwt.SigningMethod{
+	keys.HS256: jwt.SigningMethodHS256,
+	keys.ES256: jwt.SigningMethodES256,
+	keys.EdDSA: jwt.SigningMethodEdDSA,
+	keys.RS256: jwt.SigningMethodRS256,
+}
+
+// KeySource holds the asymmetric signing keys (keys.Ring).
+type KeySource interface {
+	// Signing is the key that signs now.
+	Signing() (keys.Key, error)
+	// Verifying is the key kid if its tokens are accepted now.
+	Verifying(kid string) (keys.Key, bool)
+	// FirstCreated is when the first asymmetric key was made (zero: none):
+	// HS256 tokens issued before it are accepted until they expire, so that
+	// a switch from HS256 signs nobody out.
+	FirstCreated() time.Time
+}
+
+// Issuer signs and verifies access tokens: HS256 with one secret, or with
+// the asymmetric keys of a KeySource, chosen by kid.
 type Issuer struct {
 	secret   []byte
 	issuer   string
@@ -35,6 +57,8 @@ type Issuer struct {
 	now      func() time.Time
 	parser   *jwt.Parser
 	verified verified
+	alg      keys.Algorithm // what Issue signs with
+	keys     KeySource      // nil in HS256 mode with no asymmetric keys
 }
 
 // NewIssuer returns an Issuer. It refuses a secret shorter than MinSecretBytes.
@@ -54,8 +78,9 @@ func NewIssuer(secret []byte, issuer, audience string, ttl, skew time.Duration, 
 		ttl:      ttl,
 		skew:     skew,
 		now:      now,
+		alg:      keys.HS256,
 		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{method.Alg()}),
+			jwt.WithValidMethods([]string{"HS256", "ES256", "EdDSA", "RS256"}),
 			jwt.WithIssuer(issuer),
 			jwt.WithAudience(audience),
 			jwt.WithExpirationRequired(),
@@ -65,6 +90,21 @@ func NewIssuer(secret []byte, issuer, audience string, ttl, skew time.Duration, 
 			jwt.WithStrictDecoding(),
 		),
 	}, nil
+}
+
+// UseKeys makes the issuer sign with alg: HS256 with the secret, or the
+// current key of ks. Tokens of ks's keys are verified in either case, by
+// kid, so that switching the algorithm signs nobody out. Call it before the
+// issuer is used.
+func (i *Issuer) UseKeys(alg keys.Algorithm, ks KeySource) error {
+	if _, ok := methods[alg]; !ok {
+		return fmt.Errorf("token: unknown algorithm %q", alg)
+	}
+	if alg != keys.HS256 && ks == nil {
+		return fmt.Errorf("token: %s needs signing keys", alg)
+	}
+	i.alg, i.keys = alg, ks
+	return nil
 }
 
 // TTL is how long an issued token is valid.
@@ -98,9 +138,21 @@ func (i *Issuer) Issue(s auth.Subject) (auth.AccessToken, error) {
 		ExpiresAt: jwt.NewNumericDate(exp),
 		ID:        newID(),
 	}}
-	t := jwt.NewWithClaims(method, claims)
-	t.Header["typ"] = typ
-	signed, err := t.SignedString(i.secret)
+	var signed string
+	var err error
+	if i.alg == keys.HS256 {
+		t := jwt.NewWithClaims(method, claims)
+		t.Header["typ"] = typ
+		signed, err = t.SignedString(i.secret)
+	} else {
+		var k keys.Key
+		if k, err = i.keys.Signing(); err != nil {
+			return auth.AccessToken{}, fmt.Errorf("token: no signing key: %w", err)
+		}
+		t := jwt.NewWithClaims(methods[k.Alg], claims)
+		t.Header["typ"], t.Header["kid"] = typ, k.KID
+		signed, err = t.SignedString(k.Signer)
+	}
 	if err != nil {
 		return auth.AccessToken{}, fmt.Errorf("token: sign: %w", err)
 	}
@@ -114,7 +166,7 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 		return auth.Claims{}, auth.ErrTokenInvalid
 	}
 	now := i.now()
-	if c, ok := i.verified.get(raw, now); ok {
+	if c, kid, ok := i.verified.get(raw, now); ok && i.stillTrusted(kid) {
 		return c, nil
 	}
 	var claims accessClaims
@@ -142,8 +194,20 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 	if claims.NotBefore != nil && claims.NotBefore.After(from) {
 		from = claims.NotBefore.Time
 	}
-	i.verified.put(raw, verifiedEntry{claims: c, validFrom: from.Add(-i.skew), validBefore: claims.ExpiresAt.Add(i.skew)}, now)
+	kid, _ := t.Header["kid"].(string)
+	i.verified.put(raw, verifiedEntry{claims: c, kid: kid, validFrom: from.Add(-i.skew), validBefore: claims.ExpiresAt.Add(i.skew)}, now)
 	return c, nil
+}
+
+// stillTrusted reports whether the key kid (empty: the HMAC secret) of a
+// remembered token is still accepted: a revoked key's tokens are refused
+// from the moment this instance learns of the revocation.
+func (i *Issuer) stillTrusted(kid string) bool {
+	if kid == "" {
+		return true
+	}
+	_, ok := i.keys.Verifying(kid)
+	return ok
 }
 
 // compact reports whether s uses only the JWS compact alphabet: base64url
@@ -179,13 +243,46 @@ func onlyExpired(err error) bool {
 	return err == jwt.ErrTokenExpired || err == jwt.ErrTokenInvalidClaims
 }
 
-// key returns the one HMAC key. Header fields such as kid, jku, x5u or jwk are
-// never consulted: no token selects its own key material.
+// key chooses the key that verifies t. A token with a kid is verified with
+// that key of the KeySource, and only with the algorithm of that key (an
+// HS256 token "signed" with a published public key names a key whose
+// algorithm is not HS256). A token without a kid is HS256 with the secret:
+// in HS256 mode, or, after a switch to asymmetric keys, when issued before
+// the first of them. Headers that carry or point at key material (jwk, jku,
+// x5u, x5c) are refused: no token selects its own key.
 func (i *Issuer) key(t *jwt.Token) (any, error) {
-	if t.Method != method {
-		return nil, jwt.ErrTokenSignatureInvalid
+	for _, h := range []string{"jwk", "jku", "x5u", "x5c"} {
+		if _, ok := t.Header[h]; ok {
+			return nil, jwt.ErrTokenUnverifiable
+		}
 	}
-	return i.secret, nil
+	rawKID, hasKID := t.Header["kid"]
+	if !hasKID {
+		if t.Method != method {
+			return nil, jwt.ErrTokenSignatureInvalid
+		}
+		if i.alg == keys.HS256 {
+			return i.secret, nil
+		}
+		first := time.Time{}
+		if i.keys != nil {
+			first = i.keys.FirstCreated()
+		}
+		c, ok := t.Claims.(*accessClaims)
+		if first.IsZero() || !ok || c.IssuedAt == nil || !c.IssuedAt.Before(first) {
+			return nil, jwt.ErrTokenSignatureInvalid
+		}
+		return i.secret, nil // checked by the signature before iat is trusted
+	}
+	kid, ok := rawKID.(string)
+	if !ok || kid == "" || i.keys == nil {
+		return nil, jwt.ErrTokenUnverifiable
+	}
+	k, ok := i.keys.Verifying(kid)
+	if !ok || methods[k.Alg] != t.Method {
+		return nil, jwt.ErrTokenUnverifiable
+	}
+	return k.Public, nil
 }
 
 func newID() string {

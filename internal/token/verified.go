@@ -29,21 +29,22 @@ type verified struct {
 
 type verifiedEntry struct {
 	claims      auth.Claims
+	kid         string    // the key that signed it ("" for the HMAC secret)
 	validFrom   time.Time // the latest of nbf and iat, minus the leeway
 	validBefore time.Time // exp plus the leeway
 }
 
-func (v *verified) get(raw string, now time.Time) (auth.Claims, bool) {
+func (v *verified) get(raw string, now time.Time) (auth.Claims, string, bool) {
 	key := sha256.Sum256([]byte(raw))
 	v.mu.Lock()
 	e, ok := v.entries[key]
 	v.mu.Unlock()
 	if !ok || now.Before(e.validFrom) || !now.Before(e.validBefore) {
-		return auth.Claims{}, false
+		return auth.Claims{}, "", false
 	}
 	c := e.claims
 	c.Roles = slices.Clone(c.Roles) // a caller may not change what the next one reads
-	return c, true
+	return c, e.kid, true
 }
 
 // put stores a verified token. When the cache is full it first drops the
