@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +48,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stdout)
+	var ln net.Listener
+	if len(args) < 2 { // serving (not a subcommand): listen first, so that PORT=0 has its port in PUBLIC_URL
+		if ln, err = net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+		defer ln.Close()
+		if cfg.Port == 0 && strings.TrimSpace(getenv("PUBLIC_URL")) == "" {
+			// Where the JWKS really is. The issuer stays http://HOST:0, the
+			// same after a restart on another port, so tokens survive it.
+			cfg.PublicURL = "http://" + ln.Addr().String()
+		}
+	}
 	if getenv("GOMAXPROCS") == "" && !testing.Testing() {
 		// One Go processor per hashing slot on top of the CPUs: bcrypt runs on
 		// low-priority threads (see auth), and requests must not wait for a
@@ -103,11 +116,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopPprof()
 	}
-	return serve(ctx, cfg, a.Handler, logger)
+	if ln == nil {
+		return fmt.Errorf("unknown command %q (admin, keys, or none to serve)", args[1])
+	}
+	return serve(ctx, cfg, ln, a.Handler, logger)
 }
 
-// serve listens and serves handler until ctx ends, then shuts down.
-func serve(ctx context.Context, cfg config.Config, handler http.Handler, logger *slog.Logger) error {
+// serve serves handler on ln until ctx ends, then shuts down.
+func serve(ctx context.Context, cfg config.Config, ln net.Listener, handler http.Handler, logger *slog.Logger) error {
 	useTLS := cfg.TLSCertFile != ""
 	srv := &http.Server{
 		Handler:           handler,
@@ -118,10 +134,6 @@ func serve(ctx context.Context, cfg config.Config, handler http.Handler, logger 
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "env", cfg.Env,
 		"playground", cfg.Playground, "introspection", cfg.Introspection)

@@ -16,6 +16,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("OPTIONS /query", query)
 	mux.Handle("/query", withCORS(opts.CORSOrigins, http.HandlerFunc(methodNotAllowed)))
 
+	addWellKnown(mux, d.Keys, d.Discovery)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -43,7 +43,11 @@ type Deps struct {
 	// Playground, when not nil, serves GET / and GET /playground/ (its assets).
 	Playground http.Handler
 	DB         Pinger // for /readyz
-	Options    Options
+	// Keys and Discovery are published under /.well-known/ (Keys may be nil:
+	// an empty key set, as in HS256 mode).
+	Keys      KeySet
+	Discovery Discovery
+	Options   Options
 }
 
 // NewServer returns the server's whole HTTP handler.

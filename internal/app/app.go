@@ -150,6 +150,11 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		GraphQL:    gql,
 		Playground: pg,
 		DB:         mongodb.NewPinger(d.DB.Client()),
+		Discovery: api.Discovery{
+			Issuer:     cfg.JWTIssuer,
+			JWKSURI:    cfg.PublicURL + "/.well-known/jwks.json",
+			Algorithms: []string{"HS256"},
+		},
 		Options: api.Options{
 			CORSOrigins:    cfg.CORSAllowedOrigins,
 			MaxBody:        cfg.MaxBodyBytes,
