@@ -103,6 +103,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 1 && args[1] == "admin" {
 		return runAdmin(ctx, a.Auth, args[2:], stdout)
 	}
+	if len(args) > 1 && args[1] == "keys" {
+		return runKeys(ctx, a.Keys, args[2:], stdout)
+	}
 	if err := bootstrapAdmins(ctx, a.Auth, cfg.BootstrapAdmins, logger); err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/devdb/devdbtest"
+	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/mail/mailtest"
 	"github.com/authgql/server/internal/token"
 )
@@ -100,6 +101,9 @@ func defaultOptions() envOptions {
 		panic(err)
 	}
 	cfg.JWTSecret = []byte(testSecret)
+	// HS256: these tests forge tokens with the secret; the asymmetric
+	// algorithms have tests of their own (keys_test.go).
+	cfg.JWTAlgorithm = keys.HS256
 	cfg.JWTIssuer, cfg.JWTAudience = testIssuer, testAudience
 	cfg.BcryptCost = bcrypt.MinCost
 	cfg.RevocationSync = 100 * time.Millisecond

@@ -21,6 +21,7 @@ import (
 	"github.com/authgql/server/internal/api"
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
+	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/mail"
 	"github.com/authgql/server/internal/mongodb"
 	"github.com/authgql/server/internal/outbox"
@@ -54,6 +55,8 @@ type App struct {
 	Handler http.Handler
 	Auth    *auth.Service
 	Tokens  *token.Issuer
+	// Keys are the signing keys (keys list/rotate/revoke).
+	Keys *keys.Ring
 	// Outbox delivers mails; nil when MAIL_DISABLED.
 	Outbox *outbox.Worker
 	cfg    config.Config
@@ -97,6 +100,35 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	issuer, err := token.NewIssuer(cfg.JWTSecret, cfg.JWTIssuer, cfg.JWTAudience, cfg.AccessTokenTTL, cfg.JWTClockSkew, d.Now)
 	if err != nil {
 		return nil, err
+	}
+	keyStore, err := mongodb.NewSigningKeyStore(ctx, d.DB)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := keys.NewRing(keyStore, keys.Config{
+		Algorithm:    cfg.JWTAlgorithm,
+		Rotation:     cfg.JWTKeyRotation,
+		PublishAhead: cfg.JWTKeyPublishAhead,
+		// A retired key's tokens live their lifetime and the leeway; the
+		// sync interval covers instances that learn of a successor late.
+		TokenLifetime: cfg.AccessTokenTTL + cfg.JWTClockSkew + cfg.RevocationSync,
+		Master:        cfg.JWTSecret,
+		Now:           d.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The keys made by other instances (and, unless HS256, the first key or
+	// a due successor) before the first token is signed.
+	if err := ring.Sync(ctx); err != nil {
+		return nil, err
+	}
+	if err := issuer.UseKeys(cfg.JWTAlgorithm, ring); err != nil {
+		return nil, err
+	}
+	var published api.KeySet = ring
+	if cfg.JWTAlgorithm == keys.HS256 {
+		published = nil // nothing to publish: verifiers share the secret
 	}
 	svc, err = auth.NewService(stores, issuer, auth.Settings{
 		BcryptCost:    cfg.BcryptCost,
@@ -150,10 +182,11 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		GraphQL:    gql,
 		Playground: pg,
 		DB:         mongodb.NewPinger(d.DB.Client()),
+		Keys: published,
 		Discovery: api.Discovery{
 			Issuer:     cfg.JWTIssuer,
 			JWKSURI:    cfg.PublicURL + "/.well-known/jwks.json",
-			Algorithms: []string{"HS256"},
+			Algorithms: []string{string(cfg.JWTAlgorithm)},
 		},
 		Options: api.Options{
 			CORSOrigins:    cfg.CORSAllowedOrigins,
@@ -162,7 +195,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 			HSTS:           cfg.TLSCertFile != "",
 		},
 	})
-	return &App{Handler: handler, Auth: svc, Tokens: issuer, Outbox: worker, cfg: cfg, logger: d.Logger, trail: trail}, nil
+	return &App{Handler: handler, Auth: svc, Tokens: issuer, Keys: ring, Outbox: worker, cfg: cfg, logger: d.Logger, trail: trail}, nil
 }
 
 // auditRetention is how long audit events about an account are kept for
@@ -180,8 +213,27 @@ func (a *App) Run(ctx context.Context) {
 	if a.Outbox != nil {
 		go a.Outbox.Run(ctx)
 	}
+	go a.syncKeys(ctx)
 	a.Auth.Run(ctx, a.logger, a.cfg.RevocationSync)
 	<-done
+}
+
+// syncKeys reloads the signing keys (and makes a due successor) on the
+// revocation sync's cadence, so that a rotation or a revocation made on any
+// instance is seen here within REVOCATION_SYNC_INTERVAL.
+func (a *App) syncKeys(ctx context.Context) {
+	t := time.NewTicker(a.cfg.RevocationSync)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.Keys.Sync(ctx); err != nil && ctx.Err() == nil {
+			a.logger.WarnContext(ctx, "keys: sync failed", "err", err)
+		}
+	}
 }
 
 // newWorker builds the outbox worker with the configured sender: SMTP, or

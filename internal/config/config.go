@@ -29,7 +29,7 @@ type Config struct {
 	MongoDatabase string
 	DataDir       string
 
-	JWTSecret      []byte // empty in development: generated and kept under DataDir
+	JWTSecret []byte // empty in development: generated and kept under DataDir
 	// JWTAlgorithm signs access tokens: ES256 (default), EdDSA, RS256 with
 	// keys kept in MongoDB and published as a JWKS, or HS256 with JWTSecret.
 	JWTAlgorithm       keys.Algorithm
