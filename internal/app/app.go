@@ -182,7 +182,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		GraphQL:    gql,
 		Playground: pg,
 		DB:         mongodb.NewPinger(d.DB.Client()),
-		Keys: published,
+		Keys:       published,
 		Discovery: api.Discovery{
 			Issuer:     cfg.JWTIssuer,
 			JWKSURI:    cfg.PublicURL + "/.well-known/jwks.json",

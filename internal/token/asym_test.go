@@ -163,7 +163,7 @@ func TestSwitchFromHS256(t *testing.T) {
 	ks := &fakeKeys{first: t0s.Add(time.Minute)}
 	ks.add(newKey(t, keys.ES256, "es"), true)
 	iss := asymIssuer(t, keys.ES256, ks, t0.Add(2*time.Minute))
-	before := hs256(t, claimsAt(t0s))                   // issued before the first key
+	before := hs256(t, claimsAt(t0s))                    // issued before the first key
 	after := hs256(t, claimsAt(t0s.Add(90*time.Second))) // issued after it: forged, or a misconfigured instance
 	wantVerifyOK(t, iss, before)
 	wantVerifyErr(t, iss, after, auth.ErrTokenInvalid)
