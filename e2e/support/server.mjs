@@ -35,7 +35,8 @@ process.on('exit', () => running.forEach((child) => child.kill('SIGKILL')));
 
 /**
  * Starts the server as a child process with a fresh DATA_DIR and a random JWT_SECRET (returned, so tests can
- * forge tokens). Resolves once GET /healthz answers 200. Call stop() at the end.
+ * forge tokens; forged tokens are the server's own format only with `env: { JWT_ALGORITHM: 'HS256' }`, by default it
+ * signs with ES256 keys of its own). Resolves once GET /healthz answers 200. Call stop() at the end.
  */
 export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
   const bin = serverBinary();
@@ -46,6 +47,8 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
   // Never let the caller's environment point the tests at a real database or change the token format.
   for (const key of ['MONGODB_URI', 'MONGODB_DATABASE', 'APP_ENV', 'JWT_ISSUER', 'JWT_AUDIENCE',
     'GRAPHQL_PLAYGROUND', 'GRAPHQL_INTROSPECTION', 'ACCESS_TOKEN_TTL', 'REFRESH_REUSE_INTERVAL',
+    'JWT_ALGORITHM', 'JWT_KEY_ROTATION', 'JWT_KEY_PUBLISH_AHEAD', 'JWT_CLOCK_SKEW', 'PUBLIC_URL',
+    'REVOCATION_SYNC_INTERVAL',
     // ... nor send mail anywhere but to the test's own SMTP server (see smtp.mjs).
     'SMTP_URL', 'MAIL_FROM', 'APP_URL', 'MAIL_DISABLED', 'MAIL_TEMPLATES_DIR', 'MAIL_ADDRESS_INTERVAL',
     'RATE_LIMIT_MAIL', 'EMAIL_VERIFICATION_TTL', 'PASSWORD_RESET_TTL', 'EMAIL_CHANGE_TTL']) {
@@ -151,7 +154,11 @@ export function decodeJwt(token) {
   };
 }
 
-/** Signs claims as the server does (HS256, typ at+jwt) with the JWT_SECRET the test passed to it. */
+/**
+ * Signs claims as the server does in HS256 mode (no kid, typ at+jwt) with the JWT_SECRET the test passed to it.
+ * A server in its default, asymmetric mode refuses such a token (token_invalid), unless its iat precedes the
+ * server's first asymmetric key (kept for tokens issued before a switch from HS256; see jwks-jose.test.mjs).
+ */
 export function signAccessToken(claims, secret) {
   const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'at+jwt' }));
   const payload = b64url(JSON.stringify(claims));
@@ -161,7 +168,8 @@ export function signAccessToken(claims, secret) {
 
 /**
  * The same session and user as `token`, but expired two minutes ago (beyond the server's 30 s of skew):
- * what a client holds after leaving a tab open for longer than ACCESS_TOKEN_TTL.
+ * what a client holds after leaving a tab open for longer than ACCESS_TOKEN_TTL. For a server started with
+ * JWT_ALGORITHM=HS256 only (see signAccessToken).
  */
 export function forgeExpiredAccessToken(token, secret) {
   const { payload } = decodeJwt(token);

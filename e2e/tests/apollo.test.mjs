@@ -10,7 +10,10 @@ import {
 const ME = gql`query Me { me { id username email } }`;
 
 let server;
-before(async () => { server = await startServer(); });
+// HS256: these tests are about the clients' refresh logic, and they hand the client an expired token forged
+// with JWT_SECRET, which is the server's own token format only in HS256 mode. Expiry of real ES256 tokens is
+// tested in jwks-jose.test.mjs.
+before(async () => { server = await startServer({ env: { JWT_ALGORITHM: 'HS256' } }); });
 after(async () => { await server?.stop(); });
 
 // `me` through the client; resolves { data } or { error } (errorPolicy 'none' rejects on GraphQL errors).
