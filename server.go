@@ -55,9 +55,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer ln.Close()
 		if cfg.Port == 0 && strings.TrimSpace(getenv("PUBLIC_URL")) == "" {
-			// Where the JWKS really is. The issuer stays http://HOST:0, the
-			// same after a restart on another port, so tokens survive it.
+			// The address it really has, for the JWKS and, unless JWT_ISSUER
+			// is set, as the issuer: discovery starts from it.
 			cfg.PublicURL = "http://" + ln.Addr().String()
+			if strings.TrimSpace(getenv("JWT_ISSUER")) == "" {
+				cfg.JWTIssuer = cfg.PublicURL
+			}
 		}
 	}
 	if getenv("GOMAXPROCS") == "" && !testing.Testing() {

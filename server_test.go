@@ -144,7 +144,9 @@ const fixturePassword = "correct horse battery" // a fixture, not a real passwor
 // user up, restarts the server on the same data directory and signs in again.
 func TestRunEndToEnd(t *testing.T) {
 	dataDir := t.TempDir()
-	env := map[string]string{"PORT": "0", "HOST": "127.0.0.1", "DATA_DIR": dataDir, "BCRYPT_COST": "10"}
+	// A fixed issuer: with PORT=0 it would follow the address, which changes
+	// with the restart below (and so would every token's iss).
+	env := map[string]string{"PORT": "0", "HOST": "127.0.0.1", "DATA_DIR": dataDir, "BCRYPT_COST": "10", "JWT_ISSUER": "authgql-test"}
 	base, out, stop := start(t, env)
 
 	reg := gql(t, base, "", `mutation($i: RegisterInput!) { register(input: $i) { accessToken user { id username } } }`,

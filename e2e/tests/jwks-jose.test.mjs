@@ -1,7 +1,7 @@
 // Another service verifying our access tokens with Node's `jose` (createRemoteJWKSet + jwtVerify), the
 // recipe of docs/keys.md, against the real server: each algorithm, across a key rotation, HS256 mode, and
 // the HTTP behaviour of /.well-known/jwks.json; and what ES256 mode makes of kid-less HS256 tokens signed with
-// JWT_SECRET (one case is a known server bug, marked todo: it reports without failing the run).
+// JWT_SECRET, backdated or not.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import {
@@ -252,9 +252,7 @@ test('ES256 mode refuses a token without kid signed with JWT_SECRET (HS256)', as
   assert.deepEqual(errorReasons(await graphql(server.graphqlUrl, ME, {}, hmac)), ['token_invalid']);
 });
 
-test('ES256 mode refuses a backdated HS256 token that outlives the switch to asymmetric keys', {
-  todo: 'server accepts it: a kid-less token is trusted whenever its iat precedes the first asymmetric key, with no bound on exp',
-}, async () => {
+test('ES256 mode refuses a backdated HS256 token that outlives the switch to asymmetric keys', async () => {
   // A holder of JWT_SECRET (shared with other services in HS256 days) backdates iat: no token issued before the
   // first asymmetric key can be valid later than that key's creation + ACCESS_TOKEN_TTL + JWT_CLOCK_SKEW.
   const server = servers.ES256;

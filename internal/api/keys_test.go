@@ -150,6 +150,20 @@ func TestWellKnownDocuments(t *testing.T) {
 		t.Errorf("If-None-Match with the ETag: status %d, want 304", again.StatusCode)
 	}
 
+	pre, err := http.NewRequest(http.MethodOptions, e.srv.URL+"/.well-known/jwks.json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre.Header.Set("Origin", "https://app.example.com")
+	pre.Header.Set("Access-Control-Request-Method", "GET")
+	pre.Header.Set("Access-Control-Request-Headers", "if-none-match")
+	if res, err := http.DefaultClient.Do(pre); err != nil || res.StatusCode != http.StatusNoContent ||
+		res.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("preflight of the JWKS: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
+
 	hs := newEnv(t) // HS256
 	set, _ := hs.jwks(t)
 	if len(set.Keys) != 0 {

@@ -51,6 +51,15 @@ func addWellKnown(mux *http.ServeMux, keys KeySet, d Discovery) {
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		publicJSON(w, r, doc, etagOf(doc))
 	})
+	// A preflight, for browsers that revalidate with If-None-Match.
+	mux.HandleFunc("OPTIONS /.well-known/", func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", "GET")
+		h.Set("Access-Control-Allow-Headers", "If-None-Match")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 // publicJSON answers a public, cacheable JSON document; If-None-Match with

@@ -167,6 +167,10 @@ func TestSwitchFromHS256(t *testing.T) {
 	after := hs256(t, claimsAt(t0s.Add(90*time.Second))) // issued after it: forged, or a misconfigured instance
 	wantVerifyOK(t, iss, before)
 	wantVerifyErr(t, iss, after, auth.ErrTokenInvalid)
+	// Backdated, but living on past one token lifetime after the switch: a
+	// holder of the old secret cannot mint lasting tokens.
+	wantVerifyErr(t, iss, hs256(t, with(claimsAt(t0s), "exp", t0s.Add(24*time.Hour).Unix())), auth.ErrTokenInvalid)
+	wantVerifyErr(t, iss, hs256(t, with(claimsAt(t0s.Add(-time.Hour)), "exp", t0s.Add(time.Minute+testTTL+time.Second).Unix())), auth.ErrTokenInvalid)
 
 	es256, err := iss.Issue(auth.Subject{UserID: testUserID, SessionID: testSession})
 	if err != nil {

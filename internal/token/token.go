@@ -268,11 +268,15 @@ func (i *Issuer) key(t *jwt.Token) (any, error) {
 		if i.keys != nil {
 			first = i.keys.FirstCreated()
 		}
+		// Only a token that was issued before the first key and dies within
+		// one token lifetime of it: after that, no HS256 token is accepted,
+		// whatever a holder of the old shared secret writes into it.
 		c, ok := t.Claims.(*accessClaims)
-		if first.IsZero() || !ok || c.IssuedAt == nil || !c.IssuedAt.Before(first) {
+		if first.IsZero() || !ok || c.IssuedAt == nil || !c.IssuedAt.Before(first) ||
+			c.ExpiresAt == nil || c.ExpiresAt.After(first.Add(i.ttl)) {
 			return nil, jwt.ErrTokenSignatureInvalid
 		}
-		return i.secret, nil // checked by the signature before iat is trusted
+		return i.secret, nil // checked by the signature before the claims are trusted
 	}
 	kid, ok := rawKID.(string)
 	if !ok || kid == "" || i.keys == nil {
