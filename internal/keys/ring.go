@@ -314,7 +314,12 @@ func (r *Ring) due(now time.Time) (gen int64, alg Algorithm, signFrom time.Time,
 			}
 		}
 		return gen, r.c.Algorithm, now, true
-	case last.Alg != r.c.Algorithm:
+	case last.Alg != r.c.Algorithm && cur == last:
+		// A change of JWT_ALGORITHM, made only from a key that signs now:
+		// while a successor waits to sign, nobody adds another. During a
+		// rolling change, instances on the old and the new value then take
+		// turns at most once per PublishAhead (every key stays valid) until
+		// the last old instance is restarted — never in a loop.
 		return gen, r.c.Algorithm, now.Add(r.c.PublishAhead), true
 	case cur == last && !now.Before(cur.SignFrom.Add(r.c.Rotation-r.c.PublishAhead)):
 		signFrom = cur.SignFrom.Add(r.c.Rotation)

@@ -207,11 +207,16 @@ func TestTwoInstances(t *testing.T) {
 func TestDumpHoldsNoPrivateKey(t *testing.T) {
 	db := testDB.Fresh(t)
 	c := newClock()
-	for _, alg := range algorithms { // each switch of algorithm makes a key
-		mustSync(t, newInstance(t, db.Name(), config(alg, c)).ring)
-		c.Set(c.Now().Add(time.Minute))
+	long := func(alg keys.Algorithm) keys.Config { // every key still verifies at the end
+		cfg := config(alg, c)
+		cfg.TokenLifetime = 24 * time.Hour
+		return cfg
 	}
-	ring := newInstance(t, db.Name(), config(keys.RS256, c)).ring
+	for _, alg := range algorithms { // each switch of algorithm makes a key, signing PublishAhead later
+		mustSync(t, newInstance(t, db.Name(), long(alg)).ring)
+		c.Set(c.Now().Add(publishAhead + time.Minute))
+	}
+	ring := newInstance(t, db.Name(), long(keys.RS256)).ring
 	mustSync(t, ring)
 	if _, err := ring.Rotate(t.Context(), true); err != nil {
 		t.Fatal(err)
