@@ -3,8 +3,11 @@
 // drives it through fixed-duration, fixed-concurrency phases checking every
 // response, and measures in the same run what the phases are judged against:
 // the bcrypt hash rate, the database's own point-read rate, and a bare
-// net/http handler answering `me` (cmd/floor). A soak phase then runs login,
-// me, refresh and logout loops against a database of many sessions.
+// net/http handler answering `me` (cmd/floor). The main run signs with HS256,
+// as the floor verifies; `me` is then measured against a fresh server per
+// JWT_ALGORITHM, each asymmetric one compared with HS256 (issue 13). A soak
+// phase then runs login, me, refresh and logout loops against a database of
+// many sessions.
 //
 // It is a module of its own (tools/bench): the server's module does not
 // depend on it, and it reaches the server only over HTTP and the database
@@ -31,6 +34,7 @@ type Config struct {
 
 	PhaseDuration   time.Duration // me, the floor's me, login, register, refreshToken
 	MixedDuration   time.Duration // me alone, and the login flood with me
+	AlgDuration     time.Duration // me per JWT_ALGORITHM, each on a fresh server (0: none)
 	Warmup          time.Duration
 	CeilingDuration time.Duration // database point reads
 	// Users is how many user documents are seeded into the server's database
@@ -57,6 +61,7 @@ func Defaults(short bool) Config {
 	c := Config{
 		RepoDir: "../..", GoCmd: "go", Short: short,
 		PhaseDuration: 15 * time.Second, MixedDuration: 10 * time.Second, Warmup: 3 * time.Second,
+		AlgDuration: 15 * time.Second, // as me's, which it is compared with
 		// 200 users: a development database. The embedded FerretDB answers a
 		// find by _id from an index (the one the server adds when it starts)
 		// but scans its whole table for any other filter; -users 5000 shows
@@ -67,7 +72,7 @@ func Defaults(short bool) Config {
 	}
 	if short {
 		// Users stays as in the full run: me and login depend on it (see serverDB).
-		c.PhaseDuration, c.MixedDuration, c.Warmup = 3*time.Second, 3*time.Second, time.Second
+		c.PhaseDuration, c.MixedDuration, c.Warmup, c.AlgDuration = 3*time.Second, 3*time.Second, time.Second, 3*time.Second
 		c.CeilingDuration, c.BcryptSamples = 2*time.Second, 3
 		c.Soak, c.SoakInterval = 0, 5*time.Second
 	}
@@ -146,6 +151,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	var algs []AlgorithmResult
+	if cfg.AlgDuration > 0 {
+		if algs, err = runAlgorithms(ctx, cfg, bins.server, env, runID, accounts, logf); err != nil {
+			return err
+		}
+	}
+
 	var soak *SoakResult
 	if cfg.Soak > 0 {
 		if soak, err = runSoak(ctx, cfg, bins.server, env, seeded, accounts, logf); err != nil {
@@ -153,7 +165,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 
-	rep := newReport(cfg, startedAt, loadAvg, limits, phases, server, soak)
+	rep := newReport(cfg, startedAt, loadAvg, limits, phases, algs, server, soak)
 	rep.print(stdout)
 	if cfg.Out == "" {
 		return nil
@@ -166,16 +178,17 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 }
 
 // serverSettings is the server's configuration for the bench: development
-// mode, no request log, a fresh data directory, a signing key the floor
-// shares and, with MONGODB_URI, a database of this run's own. The per-IP
-// rate limits are off: they exist to turn away one client sending too much,
-// which is what a load generator on one address does; the capacity under
-// test is the server's. Every other setting is the default, the bound on
-// concurrent password hashing included.
+// mode, no request log, a fresh data directory, HS256 with a secret the floor
+// shares (so that the floor verifies the same JWT; runAlgorithms changes
+// JWT_ALGORITHM) and, with MONGODB_URI, a database of this run's own. The
+// per-IP rate limits are off: they exist to turn away one client sending too
+// much, which is what a load generator on one address does; the capacity
+// under test is the server's. Every other setting is the default, the bound
+// on concurrent password hashing included.
 func serverSettings(cfg Config, dataDir, runID, secret string) map[string]string {
 	env := map[string]string{
 		"APP_ENV": "development", "DATA_DIR": dataDir, "LOG_LEVEL": "warn",
-		"JWT_SECRET": secret, "JWT_ISSUER": "authgql", "JWT_AUDIENCE": "authgql",
+		"JWT_ALGORITHM": "HS256", "JWT_SECRET": secret, "JWT_ISSUER": "authgql", "JWT_AUDIENCE": "authgql",
 		"BCRYPT_COST": strconv.Itoa(cfg.BcryptCost), "MONGODB_URI": cfg.MongoURI, "MONGODB_DATABASE": "authgql",
 		"RATE_LIMIT_LOGIN": "off", "RATE_LIMIT_REGISTER": "off", "RATE_LIMIT_REFRESH": "off",
 	}

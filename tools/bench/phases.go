@@ -146,35 +146,44 @@ func (r *runner) names(kind string, n int) []string {
 	return out
 }
 
-// registerAll registers the setup accounts one per core at a time: the
-// server hashes at most that many passwords at once and turns away what
-// waits too long for a turn.
+// registerAll registers the setup accounts.
 func (r *runner) registerAll(ctx context.Context, names []string) ([]account, error) {
 	out := make([]account, len(names))
-	errs := make([]error, len(names))
-	sem := make(chan struct{}, runtime.NumCPU())
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			s, err := r.registerSetup(ctx, name)
-			out[i], errs[i] = account{name: name, password: r.password, user: s.User, session: s}, err
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := onePerCore(len(names), func(i int) error {
+		s, err := untilAdmitted(ctx, func() (session, error) { return r.c.register(ctx, names[i], r.password) })
+		out[i] = account{name: names[i], password: r.password, user: s.User, session: s}
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("register the bench accounts: %w", err)
 	}
 	return out, nil
 }
 
-// registerSetup registers one setup account, waiting out a RATE_LIMITED
-// answer (a busy machine makes hashes slower): setup is not measured, it only
-// has to succeed.
-func (r *runner) registerSetup(ctx context.Context, name string) (session, error) {
+// onePerCore calls f(0) … f(n-1), one per core at a time: the server hashes
+// at most that many passwords at once and turns away what waits too long for
+// a turn. It returns every error.
+func onePerCore(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = f(i)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// untilAdmitted calls signIn (a register or a login of the setup) until the
+// server does not answer RATE_LIMITED (a busy machine makes hashes slower),
+// at most setupAttempts times: setup is not measured, it only has to succeed.
+func untilAdmitted(ctx context.Context, signIn func() (session, error)) (session, error) {
 	for attempt := 1; ; attempt++ {
-		s, err := r.c.register(ctx, name, r.password)
+		s, err := signIn()
 		if err == nil || attempt == setupAttempts || !rateLimited(err) {
 			return s, err
 		}

@@ -21,9 +21,12 @@ type Report struct {
 	Settings  Settings      `json:"settings"`
 	Limits    Limits        `json:"limits"`
 	Phases    []PhaseResult `json:"phases"`
-	Server    ServerUsage   `json:"server"`
-	Ratios    []Ratio       `json:"ratios"`
-	Soak      *SoakResult   `json:"soak,omitempty"`
+	// Algorithms are me against a fresh server per JWT_ALGORITHM, HS256
+	// first (the phases above sign with HS256 too).
+	Algorithms []AlgorithmResult `json:"algorithms,omitempty"`
+	Server     ServerUsage       `json:"server"`
+	Ratios     []Ratio           `json:"ratios"`
+	Soak       *SoakResult       `json:"soak,omitempty"`
 }
 
 // Machine is where the numbers come from.
@@ -43,6 +46,7 @@ type Settings struct {
 	BcryptCost       int     `json:"bcrypt_cost"`
 	PhaseS           float64 `json:"phase_s"`
 	MixedS           float64 `json:"mixed_s"`
+	AlgorithmS       float64 `json:"algorithm_s"`
 	WarmupS          float64 `json:"warmup_s"`
 	FloodConcurrency int     `json:"flood_concurrency"`
 }
@@ -67,21 +71,32 @@ type Ratio struct {
 
 const rssTargetBytes = 150 << 20
 
-func newReport(cfg Config, startedAt time.Time, loadAvg string, limits Limits, phases []PhaseResult, server ServerUsage, soak *SoakResult) *Report {
+func newReport(cfg Config, startedAt time.Time, loadAvg string, limits Limits, phases []PhaseResult, algs []AlgorithmResult,
+	server ServerUsage, soak *SoakResult) *Report {
 	r := &Report{
 		StartedAt: startedAt.UTC().Truncate(time.Second),
 		Machine: Machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), OS: runtime.GOOS + "/" + runtime.GOARCH,
 			GoVersion: runtime.Version(), LoadAvgStart: loadAvg},
 		Settings: Settings{Short: cfg.Short, Database: databaseKind(cfg.MongoURI), SeededUsers: cfg.Users, BcryptCost: cfg.BcryptCost,
-			PhaseS: cfg.PhaseDuration.Seconds(), MixedS: cfg.MixedDuration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
-			FloodConcurrency: 4 * runtime.NumCPU()},
-		Limits: limits,
-		Phases: phases,
-		Server: server,
-		Soak:   soak,
+			PhaseS: cfg.PhaseDuration.Seconds(), MixedS: cfg.MixedDuration.Seconds(), AlgorithmS: cfg.AlgDuration.Seconds(),
+			WarmupS: cfg.Warmup.Seconds(), FloodConcurrency: 4 * runtime.NumCPU()},
+		Limits:     limits,
+		Phases:     phases,
+		Algorithms: algs,
+		Server:     server,
+		Soak:       soak,
 	}
 	r.Ratios = r.ratios()
 	return r
+}
+
+func (r *Report) algorithm(alg string) (AlgorithmResult, bool) {
+	for _, a := range r.Algorithms {
+		if a.Algorithm == alg {
+			return a, true
+		}
+	}
+	return AlgorithmResult{}, false
 }
 
 func (r *Report) phase(name string) (PhaseResult, bool) {
@@ -120,6 +135,15 @@ func (r *Report) ratios() []Ratio {
 			}
 		}
 	}
+	// Issue 13: signature checks must not cost me more than a tenth of its
+	// HS256 rate.
+	if ref, ok := r.algorithm(referenceAlgorithm); ok && ref.Me.RPS > 0 {
+		for _, a := range r.Algorithms {
+			if a.Algorithm != referenceAlgorithm {
+				fraction(fmt.Sprintf("me %s / %s", a.Algorithm, referenceAlgorithm), a.Me.RPS/ref.Me.RPS, 0.9)
+			}
+		}
+	}
 	alone, ok1 := r.phase(phaseMeAlone)
 	flood, ok2 := r.phase(phaseMeFlood)
 	if ok1 && ok2 && alone.LatencyMS.P99 > 0 {
@@ -132,6 +156,9 @@ func (r *Report) ratios() []Ratio {
 		if p.Name == phaseMe || p.Name == phaseMeAlone || p.Name == phaseMeFlood {
 			meErrors += p.Errors
 		}
+	}
+	for _, a := range r.Algorithms {
+		meErrors += a.Me.Errors
 	}
 	out = append(out, Ratio{Name: "me errors (all me phases)", Value: float64(meErrors),
 		Display: fmt.Sprint(meErrors), Target: "= 0", Met: meErrors == 0})
@@ -173,6 +200,13 @@ func (r *Report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%-20s %s\n", "", "(srv cpu, bench: cores used by the server and by the load generator; cpu/req: server CPU per request;")
 	fmt.Fprintf(w, "%-20s %s\n", "", " me (floor): the same me phase against a bare net/http handler, cmd/floor, whose figures these are)")
+	if len(r.Algorithms) > 0 {
+		fmt.Fprintf(w, "\nalgorithms: me at %d, %gs each, against a fresh server per JWT_ALGORITHM on the same database\n",
+			r.Algorithms[0].Me.Concurrency, s.AlgorithmS)
+		for _, a := range r.Algorithms {
+			printPhase(w, a.Me)
+		}
+	}
 
 	fmt.Fprintf(w, "\nserver: peak RSS %s (VmHWM), CPU %.1f s (user %.1f s, system %.1f s)\n\n",
 		megabytes(r.Server.PeakRSSBytes), r.Server.CPUSeconds, r.Server.UserSeconds, r.Server.SystemSeconds)
@@ -187,7 +221,11 @@ func (r *Report) print(w io.Writer) {
 	if r.Soak != nil {
 		r.Soak.print(w)
 	}
-	printErrors(w, r.Phases)
+	measured := slices.Clone(r.Phases)
+	for _, a := range r.Algorithms {
+		measured = append(measured, a.Me)
+	}
+	printErrors(w, measured)
 	if r.Soak != nil {
 		printErrors(w, []PhaseResult{{Name: "soak", ErrorKinds: r.Soak.ErrorKinds, ErrorSamples: r.Soak.ErrorSamples}})
 	}

@@ -99,9 +99,19 @@ func TestSummarize(t *testing.T) {
 
 // report builds a report of phases with the given requests/s and p99.
 func report(limits Limits, phases ...PhaseResult) *Report {
-	r := &Report{Limits: limits, Phases: phases, Server: ServerUsage{PeakRSSBytes: 64 << 20}}
+	return reportWith(limits, nil, phases...)
+}
+
+// reportWith builds a report of phases and, after them, of me per algorithm.
+func reportWith(limits Limits, algs []AlgorithmResult, phases ...PhaseResult) *Report {
+	r := &Report{Limits: limits, Phases: phases, Algorithms: algs, Server: ServerUsage{PeakRSSBytes: 64 << 20}}
 	r.Ratios = r.ratios()
 	return r
+}
+
+// algorithm is me against a server signing with alg, at rps.
+func algorithm(alg string, rps float64, errs int) AlgorithmResult {
+	return AlgorithmResult{Algorithm: alg, Me: phase(algorithmPhase(alg), rps, 5, errs)}
 }
 
 func phase(name string, rps, p99 float64, errs int) PhaseResult {
@@ -114,7 +124,9 @@ func TestRatios(t *testing.T) {
 		p.Usage = &Usage{ServerCPUPerRequestMS: cpuPerRequestMS}
 		return p
 	}
-	full := report(limits,
+	algs := []AlgorithmResult{algorithm("HS256", 10000, 0), algorithm("ES256", 9500, 0), algorithm("EdDSA", 9000, 0),
+		algorithm("RS256", 8000, 1)}
+	full := reportWith(limits, algs,
 		withCPU(phase(phaseMe, 10000, 5, 0), 0.16),
 		withCPU(phase(phaseMeFloor, 25000, 2, 0), 0.06),
 		phase(phaseLogin, 7.6, 1000, 0),
@@ -132,8 +144,11 @@ func TestRatios(t *testing.T) {
 		{"me / db point-read ceiling", 5, true},
 		{"me / bare net/http floor", 0.4, false},
 		{"me / floor, by server CPU per request", 0.375, false},
+		{"me ES256 / HS256", 0.95, true},
+		{"me EdDSA / HS256", 0.9, true},
+		{"me RS256 / HS256", 0.8, false},
 		{"me p99 during flood / alone", 2.5, false},
-		{"me errors (all me phases)", 3, false},
+		{"me errors (all me phases)", 4, false},
 		{"server peak RSS", 64, true},
 	}
 	if got, want := len(full.Ratios), len(tests); got != want {
@@ -163,6 +178,14 @@ func TestRatios(t *testing.T) {
 		got, want := strings.Join(names, ", "), "me errors (all me phases), server peak RSS"
 		if got != want {
 			t.Errorf("ratios: got %s, want %s", got, want)
+		}
+	})
+	t.Run("no HS256 row, no ratio for the algorithms", func(t *testing.T) {
+		r := reportWith(Limits{}, algs[1:], phase(phaseMe, 10000, 5, 0))
+		for _, x := range r.Ratios {
+			if strings.HasSuffix(x.Name, "/ HS256") {
+				t.Errorf("got %+v without an HS256 me phase", x)
+			}
 		}
 	})
 	t.Run("the floor's ratio at the target", func(t *testing.T) {
@@ -291,8 +314,11 @@ func TestFormatting(t *testing.T) {
 }
 
 func TestPrintMentionsEveryPhaseAndCheck(t *testing.T) {
-	r := report(Limits{BcryptPerSecond: 8, PointRead: PhaseResult{RPS: 2000}},
+	r := reportWith(Limits{BcryptPerSecond: 8, PointRead: PhaseResult{RPS: 2000}},
+		[]AlgorithmResult{algorithm("HS256", 10000, 0), algorithm("ES256", 9500, 0), algorithm("RS256", 8000, 2)},
 		phase(phaseMe, 10000, 5, 0), phase(phaseMeFloor, 25000, 2, 0))
+	r.Algorithms[2].Me.ErrorKinds = map[string]int{"graphql UNAUTHENTICATED": 2}
+	r.Algorithms[2].Me.ErrorSamples = map[string]string{"graphql UNAUTHENTICATED": "graphql UNAUTHENTICATED: not authenticated"}
 	r.Soak = &SoakResult{DurationS: 40, IntervalS: 20, Users: soakUsers,
 		Intervals: []SoakInterval{{EndS: 20, LoopsPerS: 5}, {StartS: 20, EndS: 40, LoopsPerS: 4}}}
 	r.Soak.Checks = soakChecks(r.Soak.Intervals)
@@ -300,7 +326,8 @@ func TestPrintMentionsEveryPhaseAndCheck(t *testing.T) {
 	r.print(&buf)
 	out := buf.String()
 	for _, want := range []string{"me (floor)", "me / bare net/http floor", "NOT met", "soak: 40s", "20–40s",
-		"loops/s, last / first interval", "FAIL"} {
+		"loops/s, last / first interval", "FAIL", "\nalgorithms: me at", "\nme HS256 ", "\nme ES256 ", "\nme RS256 ",
+		"me ES256 / HS256", "me RS256 / HS256", "2 × graphql UNAUTHENTICATED"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the table lacks %q:\n%s", want, out)
 		}

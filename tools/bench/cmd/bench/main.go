@@ -11,13 +11,19 @@
 //	refreshToken   8  each worker rotates its own session
 //	me (alone)     8  the baseline for the next phase
 //	mixed            a login flood at 4 × cores with me at 8 alongside
+//	me HS256      32  me against a fresh server signing with HS256 (-alg-duration)
+//	me ES256      32  … with ES256, after `keys rotate --now` with that algorithm
+//	me EdDSA      32  … with EdDSA
+//	me RS256      32  … with RS256
 //	soak          16  login → 60 × me → 3 × refreshToken → logout, in a loop,
 //	                  against a fresh server on a database of many sessions
 //
 // It measures, in the same run, one bcrypt hash at the configured cost and the
 // database's own point-read rate (on the server's database, seeded with -users
 // user documents before the server starts), prints a table with the ratios to
-// those limits and to the floor, and writes the same as JSON.
+// those limits and to the floor, and writes the same as JSON. The server signs
+// with HS256 up to the mixed phase, as the floor verifies; me of each
+// asymmetric algorithm is compared with me HS256 (issue 13: 0.9 of it or more).
 //
 // Usage, from tools/bench (make bench does this):
 //
@@ -67,6 +73,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (bench.C
 	isShort := fs.Bool("short", false, "short phases: the whole run within a minute")
 	phase := fs.Duration("duration", full.PhaseDuration, fmt.Sprintf("each of the me, floor, login, register and refreshToken phases (-short: %s)", short.PhaseDuration))
 	mixed := fs.Duration("mixed-duration", full.MixedDuration, fmt.Sprintf("the me-alone phase and the mixed phase (-short: %s)", short.MixedDuration))
+	alg := fs.Duration("alg-duration", full.AlgDuration, fmt.Sprintf("me against a fresh server signing with HS256, ES256, EdDSA and RS256, each; 0 for none (-short: %s)", short.AlgDuration))
 	warmup := fs.Duration("warmup", full.Warmup, fmt.Sprintf("warm-up before the phases (-short: %s)", short.Warmup))
 	ceiling := fs.Duration("ceiling-duration", full.CeilingDuration, fmt.Sprintf("the database point-read measurement (-short: %s)", short.CeilingDuration))
 	soak := fs.Duration("soak", full.Soak, fmt.Sprintf("the soak phase, in whole intervals; 0 for none (-short: %s)", short.Soak))
@@ -94,6 +101,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (bench.C
 			cfg.PhaseDuration = *phase
 		case "mixed-duration":
 			cfg.MixedDuration = *mixed
+		case "alg-duration":
+			cfg.AlgDuration = *alg
 		case "warmup":
 			cfg.Warmup = *warmup
 		case "ceiling-duration":
@@ -124,8 +133,8 @@ func validate(c bench.Config) error {
 			return fmt.Errorf("durations must be positive")
 		}
 	}
-	if c.Warmup < 0 || c.Soak < 0 {
-		return fmt.Errorf("-warmup and -soak must not be negative")
+	if c.Warmup < 0 || c.Soak < 0 || c.AlgDuration < 0 {
+		return fmt.Errorf("-warmup, -soak and -alg-duration must not be negative")
 	}
 	if c.Users < 1 {
 		return fmt.Errorf("-users must be at least 1: point reads need a document to read")

@@ -15,19 +15,24 @@ func TestParse(t *testing.T) {
 		check func(t *testing.T, got configView)
 	}{
 		{"full", nil, func(t *testing.T, got configView) {
-			want := configView{15 * time.Second, 3 * time.Minute, 20 * time.Second, 10000, filepath.Join("../..", "bench-results.json"), false}
+			want := configView{15 * time.Second, 15 * time.Second, 3 * time.Minute, 20 * time.Second, 10000, filepath.Join("../..", "bench-results.json"), false}
 			if got != want {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		}},
 		{"short: short phases, no soak", []string{"-short"}, func(t *testing.T, got configView) {
-			if got.phase != 3*time.Second || got.soak != 0 || !got.short {
-				t.Errorf("got %+v, want 3s phases, no soak", got)
+			if got.phase != 3*time.Second || got.alg != 3*time.Second || got.soak != 0 || !got.short {
+				t.Errorf("got %+v, want 3s phases, 3s per algorithm, no soak", got)
 			}
 		}},
-		{"flags win over the mode", []string{"-short", "-soak", "40s", "-duration", "5s"}, func(t *testing.T, got configView) {
-			if got.phase != 5*time.Second || got.soak != 40*time.Second {
-				t.Errorf("got %+v, want 5s phases and a 40s soak", got)
+		{"flags win over the mode", []string{"-short", "-soak", "40s", "-duration", "5s", "-alg-duration", "2s"}, func(t *testing.T, got configView) {
+			if got.phase != 5*time.Second || got.soak != 40*time.Second || got.alg != 2*time.Second {
+				t.Errorf("got %+v, want 5s phases, 2s per algorithm and a 40s soak", got)
+			}
+		}},
+		{"no algorithms", []string{"-alg-duration", "0"}, func(t *testing.T, got configView) {
+			if got.alg != 0 {
+				t.Errorf("alg: got %s, want 0", got.alg)
 			}
 		}},
 		{"results in the repository by default", []string{"-repo", "/src/authgql"}, func(t *testing.T, got configView) {
@@ -47,16 +52,16 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.check(t, configView{cfg.PhaseDuration, cfg.Soak, cfg.SoakInterval, cfg.SoakSessions, cfg.Out, cfg.Short})
+			tt.check(t, configView{cfg.PhaseDuration, cfg.AlgDuration, cfg.Soak, cfg.SoakInterval, cfg.SoakSessions, cfg.Out, cfg.Short})
 		})
 	}
 }
 
 type configView struct {
-	phase, soak, interval time.Duration
-	sessions              int
-	out                   string
-	short                 bool
+	phase, alg, soak, interval time.Duration
+	sessions                   int
+	out                        string
+	short                      bool
 }
 
 func TestParseRefuses(t *testing.T) {
@@ -65,6 +70,7 @@ func TestParseRefuses(t *testing.T) {
 		{"-cost", "9"},
 		{"-users", "0"},
 		{"-soak", "-1s"},
+		{"-alg-duration", "-1s"},
 		{"-soak-interval", "0s"},
 		{"-duration", "0s"},
 		{"extra"},
