@@ -130,6 +130,7 @@ func TestKeyMaterialHeadersRefused(t *testing.T) {
 		"jwk":              {"jwk": map[string]any{"kty": "oct", "k": base64.RawURLEncoding.EncodeToString(otherSecret)}},
 		"kid of no key":    {"kid": "other-key"},
 		"kid not a string": {"kid": 7},
+		"crit":             {"crit": []string{"exp"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			wantVerifyErr(t, iss, sign(t, jwt.SigningMethodHS256, secret, validClaims(), header), auth.ErrTokenInvalid)

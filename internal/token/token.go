@@ -249,9 +249,10 @@ func onlyExpired(err error) bool {
 // algorithm is not HS256). A token without a kid is HS256 with the secret:
 // in HS256 mode, or, after a switch to asymmetric keys, when issued before
 // the first of them. Headers that carry or point at key material (jwk, jku,
-// x5u, x5c) are refused: no token selects its own key.
+// x5u, x5c) are refused: no token selects its own key; so is crit, whose
+// extensions this server does not understand (RFC 7515, 4.1.11).
 func (i *Issuer) key(t *jwt.Token) (any, error) {
-	for _, h := range []string{"jwk", "jku", "x5u", "x5c"} {
+	for _, h := range []string{"jwk", "jku", "x5u", "x5c", "crit"} {
 		if _, ok := t.Header[h]; ok {
 			return nil, jwt.ErrTokenUnverifiable
 		}
