@@ -285,22 +285,29 @@ func keysTwoInstances(t *testing.T, name string) (a, b string, env map[string]st
 	return a, b, env
 }
 
-// TestKeysListFreshDatabase: on a fresh database "keys list" creates and
-// shows the first key, ES256 and current, and a server on the same database
-// signs with it.
+// TestKeysListFreshDatabase: on a fresh database "keys list" shows no key
+// and creates none (looking changes nothing); the first server creates the
+// first key, ES256 and current, signs with it, and "keys list" shows it.
 func TestKeysListFreshDatabase(t *testing.T) {
 	env := keysEnv(t, keysDB(t), "fresh")
 	out, err := keysCmd(t, env, "list")
 	if err != nil {
 		t.Fatalf("keys list: %v\n%s", err, out)
 	}
-	rows := keysListed(t, out)
-	if len(rows) != 1 || rows[0].Alg != "ES256" || rows[0].State != "current" {
-		t.Fatalf("keys list on a fresh database: got %+v, want one current ES256 key\n%s", rows, out)
+	if rows := keysListed(t, out); len(rows) != 0 || !strings.Contains(out, "no signing keys yet") {
+		t.Fatalf("keys list on a fresh database: got %+v, want none and a hint\n%s", rows, out)
 	}
 
 	base := startKeys(t, env)
 	keysRegister(t, base, "lister")
+	out, err = keysCmd(t, env, "list")
+	if err != nil {
+		t.Fatalf("keys list: %v\n%s", err, out)
+	}
+	rows := keysListed(t, out)
+	if len(rows) != 1 || rows[0].Alg != "ES256" || rows[0].State != "current" {
+		t.Fatalf("keys list after the first server started: got %+v, want one current ES256 key\n%s", rows, out)
+	}
 	kid, alg := keysTokenHeader(t, keysLogin(t, base, "lister"))
 	if kid != rows[0].KID || alg != "ES256" {
 		t.Errorf("token header kid %q alg %q, want the listed key %q, ES256", kid, alg, rows[0].KID)
@@ -679,13 +686,13 @@ func TestVerifyRealServer(t *testing.T) {
 func TestKeysCommandErrors(t *testing.T) {
 	uri := keysDB(t)
 	env := keysEnv(t, uri, "errors")
-	out, err := keysCmd(t, env, "list")
+	out, err := keysCmd(t, env, "rotate")
 	if err != nil {
-		t.Fatalf("keys list: %v\n%s", err, out)
+		t.Fatalf("keys rotate: %v\n%s", err, out)
 	}
 	before := keysStored(t, uri, "errors")
 	if len(before) != 1 {
-		t.Fatalf("%d keys after keys list on a fresh database, want 1", len(before))
+		t.Fatalf("%d keys after keys rotate on a fresh database, want 1", len(before))
 	}
 	for _, args := range [][]string{{}, {"frobnicate"}, {"rotate", "--later"}, {"revoke"}} {
 		if out, err := keysCmd(t, env, args...); !errors.Is(err, errKeysUsage) || !strings.Contains(err.Error(), "usage") {

@@ -44,6 +44,9 @@ func runKeys(ctx context.Context, ring *keys.Ring, args []string, stdout io.Writ
 }
 
 func listKeys(ring *keys.Ring, stdout io.Writer) error {
+	if len(ring.List()) == 0 {
+		fmt.Fprintln(stdout, "no signing keys yet: the first server to start makes one (or run: keys rotate)")
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tSTATE\tCREATED\tSIGNS FROM\tRETIRED\tEXPIRES")
 	for _, k := range ring.List() {

@@ -92,7 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		logger.Warn("JWT_SECRET is not set: using a generated development key kept in DATA_DIR; set JWT_SECRET in production")
 	}
-	a, err := app.New(ctx, app.Deps{Config: cfg, Logger: logger, DB: client.Database(cfg.MongoDatabase), Now: time.Now})
+	keysCommand := len(args) > 1 && args[1] == "keys"
+	a, err := app.New(ctx, app.Deps{Config: cfg, Logger: logger, DB: client.Database(cfg.MongoDatabase), Now: time.Now,
+		ObserveKeys: keysCommand})
 	if err != nil {
 		return err
 	}
@@ -106,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 1 && args[1] == "admin" {
 		return runAdmin(ctx, a.Auth, args[2:], stdout)
 	}
-	if len(args) > 1 && args[1] == "keys" {
+	if keysCommand {
 		return runKeys(ctx, a.Keys, args[2:], stdout)
 	}
 	if err := bootstrapAdmins(ctx, a.Auth, cfg.BootstrapAdmins, logger); err != nil {

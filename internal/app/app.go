@@ -42,6 +42,9 @@ type Deps struct {
 	WrapStores func(auth.Stores) auth.Stores
 	// Mail holds what tests change about mail delivery.
 	Mail MailDeps
+	// ObserveKeys builds the server to look at its signing keys only (the
+	// keys command): no key is created by starting it.
+	ObserveKeys bool
 }
 
 // MailDeps adjust mail delivery (tests).
@@ -114,6 +117,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		TokenLifetime: cfg.AccessTokenTTL + cfg.JWTClockSkew + cfg.RevocationSync,
 		Master:        cfg.JWTSecret,
 		Now:           d.Now,
+		Observe:       d.ObserveKeys,
 	})
 	if err != nil {
 		return nil, err

@@ -22,6 +22,10 @@ type Config struct {
 	// Algorithm is what new keys use (JWT_ALGORITHM). HS256: nothing is
 	// created and nothing signs here; existing keys verify until they expire.
 	Algorithm Algorithm
+	// Observe makes Sync only read the keys, never create one (the
+	// operators' `keys` command: looking must not change anything; Rotate
+	// and Revoke still act).
+	Observe bool
 	// Rotation is how long a key signs (JWT_KEY_ROTATION).
 	Rotation time.Duration
 	// PublishAhead is how long a successor is in the JWKS before it signs
@@ -271,7 +275,7 @@ func (r *Ring) Sync(ctx context.Context) error {
 	if err := r.reload(ctx); err != nil {
 		return err
 	}
-	if r.hs256() {
+	if r.hs256() || r.c.Observe {
 		return nil
 	}
 	for range changeTries {
