@@ -49,6 +49,8 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
     'GRAPHQL_PLAYGROUND', 'GRAPHQL_INTROSPECTION', 'ACCESS_TOKEN_TTL', 'REFRESH_REUSE_INTERVAL',
     'JWT_ALGORITHM', 'JWT_KEY_ROTATION', 'JWT_KEY_PUBLISH_AHEAD', 'JWT_CLOCK_SKEW', 'PUBLIC_URL',
     'REVOCATION_SYNC_INTERVAL',
+    // ... nor switch cookie mode or CORS on behind a test's back (browser-*.test.mjs set them explicitly).
+    'AUTH_COOKIE', 'AUTH_COOKIE_DOMAIN', 'AUTH_COOKIE_SAMESITE', 'CORS_ALLOWED_ORIGINS',
     // ... nor send mail anywhere but to the test's own SMTP server (see smtp.mjs).
     'SMTP_URL', 'MAIL_FROM', 'APP_URL', 'MAIL_DISABLED', 'MAIL_TEMPLATES_DIR', 'MAIL_ADDRESS_INTERVAL',
     'RATE_LIMIT_MAIL', 'EMAIL_VERIFICATION_TTL', 'PASSWORD_RESET_TTL', 'EMAIL_CHANGE_TTL']) {
