@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, handler http
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("listening", "addr", ln.Addr().String(), "tls", useTLS, "env", cfg.Env,
-		"playground", cfg.Playground, "introspection", cfg.Introspection)
+		"playground", cfg.Playground, "introspection", cfg.Introspection, "auth_cookie", cfg.AuthCookie)
 	if cfg.AddrFile != "" {
 		if err := writeAddrFile(cfg.AddrFile, ln.Addr().String()); err != nil {
 			ln.Close()

@@ -60,7 +60,7 @@ type ComplexityRoot struct {
 		EnableUser               func(childComplexity int, id string) int
 		Login                    func(childComplexity int, input model.LoginInput) int
 		Logout                   func(childComplexity int, scope *auth.LogoutScope) int
-		RefreshToken             func(childComplexity int, token string) int
+		RefreshToken             func(childComplexity int, token *string) int
 		Register                 func(childComplexity int, input model.RegisterInput) int
 		RequestEmailVerification func(childComplexity int) int
 		RequestPasswordReset     func(childComplexity int, email string) int
@@ -121,7 +121,7 @@ type ComplexityRoot struct {
 type MutationResolver interface {
 	Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error)
 	Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error)
-	RefreshToken(ctx context.Context, token string) (*model.AuthPayload, error)
+	RefreshToken(ctx context.Context, token *string) (*model.AuthPayload, error)
 	Logout(ctx context.Context, scope *auth.LogoutScope) (bool, error)
 	RevokeSession(ctx context.Context, id string) (bool, error)
 	ChangePassword(ctx context.Context, currentPassword string, newPassword string) (*model.AuthPayload, error)
@@ -315,7 +315,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.RefreshToken(childComplexity, args["token"].(string)), true
+		return e.ComplexityRoot.Mutation.RefreshToken(childComplexity, args["token"].(*string)), true
 	case "Mutation.register":
 		if e.ComplexityRoot.Mutation.Register == nil {
 			break
@@ -711,16 +711,21 @@ type Mutation {
 
   """
   Exchanges a refresh token for a new pair; the presented token stops working.
-  Needs no Authorization header and works with an expired one. Errors:
-  ` + "`" + `INVALID_REFRESH_TOKEN` + "`" + ` with ` + "`" + `extensions.reason` + "`" + ` (` + "`" + `expired` + "`" + `, ` + "`" + `revoked` + "`" + `,
-  ` + "`" + `reused` + "`" + `, ` + "`" + `unknown` + "`" + `) — never ` + "`" + `UNAUTHENTICATED` + "`" + `.
+  Needs no Authorization header and works with an expired one. Without
+  ` + "`" + `token` + "`" + `, in cookie mode (AUTH_COOKIE=on), a browser page on an allowed
+  origin uses its HttpOnly refresh cookie. Errors: ` + "`" + `INVALID_REFRESH_TOKEN` + "`" + `
+  with ` + "`" + `extensions.reason` + "`" + ` (` + "`" + `expired` + "`" + `, ` + "`" + `revoked` + "`" + `, ` + "`" + `reused` + "`" + `, ` + "`" + `unknown` + "`" + `, or
+  ` + "`" + `missing` + "`" + `: no token and no cookie) — never ` + "`" + `UNAUTHENTICATED` + "`" + `; ` + "`" + `FORBIDDEN` + "`" + `
+  with reason ` + "`" + `origin_not_allowed` + "`" + ` when the cookie would be read for a request
+  whose Origin is missing or not allowed.
   """
-  refreshToken(token: String!): AuthPayload!
+  refreshToken(token: String): AuthPayload!
 
   """
   Ends sessions: this one (CURRENT), every other one (OTHERS) or all (ALL).
   Their refresh tokens stop working at once, their access tokens within the
-  revocation bound (see README).
+  revocation bound (see README). In cookie mode, ending this session also
+  clears the refresh cookie.
   """
   logout(scope: LogoutScope = CURRENT): Boolean! @auth
 
@@ -856,9 +861,10 @@ type AuthPayload {
   expiresAt: Time!
   """
   An opaque token for ` + "`" + `refreshToken` + "`" + `. Store it safely; each use returns a new
-  one and invalidates this one.
+  one and invalidates this one. ` + "`" + `null` + "`" + ` when it was set in the HttpOnly refresh
+  cookie instead (AUTH_COOKIE=on, a browser on an allowed origin).
   """
-  refreshToken: String!
+  refreshToken: String
   refreshTokenExpiresAt: Time!
   user: User!
 }
@@ -1281,8 +1287,8 @@ func (ec *executionContext) field_Mutation_refreshToken_args(ctx context.Context
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "token",
-		func(ctx context.Context, v any) (string, error) {
-			return ec.unmarshalNString2string(ctx, v)
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -1627,11 +1633,11 @@ func (ec *executionContext) _AuthPayload_refreshToken(ctx context.Context, field
 			return obj.RefreshToken, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
-			return ec.marshalNString2string(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_AuthPayload_refreshToken(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1791,7 +1797,7 @@ func (ec *executionContext) _Mutation_refreshToken(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().RefreshToken(ctx, fc.Args["token"].(string))
+			return ec.Resolvers.Mutation().RefreshToken(ctx, fc.Args["token"].(*string))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *model.AuthPayload) graphql.Marshaler {
@@ -4686,7 +4692,7 @@ func (ec *executionContext) _AuthPayload(ctx context.Context, sel ast.SelectionS
 			}
 		case "refreshToken":
 			out.Values[i] = ec._AuthPayload_refreshToken(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "refreshTokenExpiresAt":

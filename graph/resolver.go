@@ -21,7 +21,7 @@ func authPayload(r *auth.Result) *model.AuthPayload {
 		TokenType:             "Bearer",
 		ExpiresIn:             int(r.AccessToken.TTL / time.Second),
 		ExpiresAt:             r.AccessToken.ExpiresAt.UTC(),
-		RefreshToken:          r.RefreshToken,
+		RefreshToken:          &r.RefreshToken,
 		RefreshTokenExpiresAt: r.RefreshExpiresAt.UTC(),
 		User:                  r.User,
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/authgql/server/graph/model"
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/browser"
 )
 
 func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInput) (*model.AuthPayload, error) {
@@ -17,7 +18,7 @@ func (r *mutationResolver) Register(ctx context.Context, input model.RegisterInp
 	if err != nil {
 		return nil, err
 	}
-	return authPayload(res), nil
+	return deliver(ctx, res), nil
 }
 
 func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*model.AuthPayload, error) {
@@ -25,20 +26,28 @@ func (r *mutationResolver) Login(ctx context.Context, input model.LoginInput) (*
 	if err != nil {
 		return nil, err
 	}
-	return authPayload(res), nil
+	return deliver(ctx, res), nil
 }
 
-func (r *mutationResolver) RefreshToken(ctx context.Context, token string) (*model.AuthPayload, error) {
-	res, err := r.auth.Refresh(ctx, token)
-	if err != nil {
-		return nil, err
+func (r *mutationResolver) RefreshToken(ctx context.Context, token *string) (*model.AuthPayload, error) {
+	if token != nil {
+		// A token passed by the client comes back in the body, in either mode.
+		res, err := r.auth.Refresh(ctx, *token)
+		if err != nil {
+			return nil, err
+		}
+		return authPayload(res), nil
 	}
-	return authPayload(res), nil
+	return r.refreshFromCookie(ctx)
 }
 
 func (r *mutationResolver) Logout(ctx context.Context, scope *auth.LogoutScope) (bool, error) {
-	if err := r.auth.Logout(ctx, deref(scope, auth.LogoutCurrent)); err != nil {
+	sc := deref(scope, auth.LogoutCurrent)
+	if err := r.auth.Logout(ctx, sc); err != nil {
 		return false, err
+	}
+	if sc != auth.LogoutOthers {
+		browser.From(ctx).Clear()
 	}
 	return true, nil
 }
@@ -46,6 +55,9 @@ func (r *mutationResolver) Logout(ctx context.Context, scope *auth.LogoutScope) 
 func (r *mutationResolver) RevokeSession(ctx context.Context, id string) (bool, error) {
 	if err := r.auth.RevokeSession(ctx, id); err != nil {
 		return false, err
+	}
+	if c, err := auth.Authenticate(ctx); err == nil && c.SessionID == id {
+		browser.From(ctx).Clear()
 	}
 	return true, nil
 }
@@ -55,7 +67,7 @@ func (r *mutationResolver) ChangePassword(ctx context.Context, currentPassword s
 	if err != nil {
 		return nil, err
 	}
-	return authPayload(res), nil
+	return deliver(ctx, res), nil
 }
 
 func (r *mutationResolver) SetUserRoles(ctx context.Context, id string, roles []auth.Role) (*auth.User, error) {
@@ -87,7 +99,7 @@ func (r *mutationResolver) ResetPassword(ctx context.Context, token string, newP
 	if err != nil {
 		return nil, err
 	}
-	return authPayload(res), nil
+	return deliver(ctx, res), nil
 }
 
 func (r *mutationResolver) ChangeEmail(ctx context.Context, newEmail string, currentPassword string) (bool, error) {
@@ -99,7 +111,11 @@ func (r *mutationResolver) ConfirmEmailChange(ctx context.Context, token string)
 }
 
 func (r *mutationResolver) DeleteAccount(ctx context.Context, currentPassword string) (bool, error) {
-	return r.auth.DeleteAccount(ctx, currentPassword)
+	ok, err := r.auth.DeleteAccount(ctx, currentPassword)
+	if err == nil && ok {
+		browser.From(ctx).Clear()
+	}
+	return ok, err
 }
 
 func (r *mutationResolver) DeleteUser(ctx context.Context, id string) (bool, error) {

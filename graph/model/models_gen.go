@@ -17,8 +17,9 @@ type AuthPayload struct {
 	ExpiresIn int       `json:"expiresIn"`
 	ExpiresAt time.Time `json:"expiresAt"`
 	// An opaque token for `refreshToken`. Store it safely; each use returns a new
-	// one and invalidates this one.
-	RefreshToken          string     `json:"refreshToken"`
+	// one and invalidates this one. `null` when it was set in the HttpOnly refresh
+	// cookie instead (AUTH_COOKIE=on, a browser on an allowed origin).
+	RefreshToken          *string    `json:"refreshToken,omitempty"`
 	RefreshTokenExpiresAt time.Time  `json:"refreshTokenExpiresAt"`
 	User                  *auth.User `json:"user"`
 }

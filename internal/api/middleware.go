@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/rs/cors"
@@ -127,19 +128,24 @@ func noStore(next http.Handler) http.Handler {
 	})
 }
 
-// withCORS lets the allow-listed browser origins call the API. Tokens travel
-// in the Authorization header, never in cookies, so credentials are never
-// allowed. With no origins, no cross-origin request is allowed.
-func withCORS(origins []string, next http.Handler) http.Handler {
+// withCORS lets the allow-listed browser origins call the API. The access
+// token travels in the Authorization header, never in a cookie, so
+// credentials are allowed only in cookie mode (for the refresh cookie), and
+// never together with "*" (configuration refuses that). With no origins, no
+// cross-origin request is allowed.
+func withCORS(origins []string, credentials bool, next http.Handler) http.Handler {
 	if len(origins) == 0 {
 		return next // rs/cors treats an empty list as "*"
+	}
+	if credentials && slices.Contains(origins, "*") {
+		credentials = false
 	}
 	return cors.New(cors.Options{
 		AllowedOrigins:   origins,
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodOptions},
 		AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept", "X-Request-ID", "Apollo-Require-Preflight"},
 		ExposedHeaders:   []string{"X-Request-ID"},
-		AllowCredentials: false,
+		AllowCredentials: credentials,
 		MaxAge:           600,
 	}).Handler(next)
 }

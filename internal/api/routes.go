@@ -9,12 +9,17 @@ import (
 // addRoutes is the whole HTTP surface in one place.
 func addRoutes(mux *http.ServeMux, d Deps) {
 	opts := d.Options
-	query := withCORS(opts.CORSOrigins, noStore(graphqlBody(opts.MaxBody,
-		identify(opts.TrustedProxies, d.Tokens, d.GraphQL))))
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	creds := opts.Cookie.Enabled
+	query := withCORS(opts.CORSOrigins, creds, noStore(graphqlBody(opts.MaxBody,
+		refreshCookies(opts, now, identify(opts.TrustedProxies, d.Tokens, d.GraphQL)))))
 	mux.Handle("POST /query", query)
 	mux.Handle("GET /query", query)
 	mux.Handle("OPTIONS /query", query)
-	mux.Handle("/query", withCORS(opts.CORSOrigins, http.HandlerFunc(methodNotAllowed)))
+	mux.Handle("/query", withCORS(opts.CORSOrigins, creds, http.HandlerFunc(methodNotAllowed)))
 
 	addWellKnown(mux, d.Keys, d.Discovery)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/authgql/server/internal/auth"
 )
@@ -33,6 +34,10 @@ type Options struct {
 	TrustedProxies []netip.Prefix
 	// HSTS adds Strict-Transport-Security (set it when serving TLS).
 	HSTS bool
+	// PublicURL is the server's public base URL: its origin is the server's
+	// own, allowed to use the refresh cookie like CORSOrigins.
+	PublicURL string
+	Cookie    CookieOptions
 }
 
 // Deps are what the HTTP surface serves.
@@ -48,6 +53,7 @@ type Deps struct {
 	Keys      KeySet
 	Discovery Discovery
 	Options   Options
+	Now       func() time.Time // nil: time.Now
 }
 
 // NewServer returns the server's whole HTTP handler.

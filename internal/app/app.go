@@ -197,7 +197,14 @@ func New(ctx context.Context, d Deps) (*App, error) {
 			MaxBody:        cfg.MaxBodyBytes,
 			TrustedProxies: cfg.TrustedProxies,
 			HSTS:           cfg.TLSCertFile != "",
+			PublicURL:      cfg.PublicURL,
+			Cookie: api.CookieOptions{
+				Enabled:  cfg.AuthCookie,
+				Domain:   cfg.AuthCookieDomain,
+				SameSite: sameSite(cfg.AuthCookieSameSite),
+			},
 		},
+		Now: d.Now,
 	})
 	return &App{Handler: handler, Auth: svc, Tokens: issuer, Keys: ring, Outbox: worker, cfg: cfg, logger: d.Logger, trail: trail}, nil
 }
@@ -317,4 +324,11 @@ func deriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("authgql/" + purpose))
 	return m.Sum(nil)
+}
+
+func sameSite(v string) http.SameSite {
+	if v == "Lax" {
+		return http.SameSiteLaxMode
+	}
+	return http.SameSiteStrictMode
 }

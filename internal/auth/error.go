@@ -32,6 +32,11 @@ const (
 	ReasonRevoked = "revoked"
 	ReasonReused  = "reused"
 	ReasonUnknown = "unknown"
+	ReasonMissing = "missing" // no token argument and no refresh cookie
+
+	// Cookie mode: a request that would read the refresh cookie from an Origin
+	// that is not allowed (FORBIDDEN).
+	ReasonOriginNotAllowed = "origin_not_allowed"
 
 	ReasonRequired        = "required"
 	ReasonTooShort        = "too_short"
@@ -92,6 +97,17 @@ func badInput(field, reason, msg string) *Error {
 // errInvalidCredentials is returned for every failed login, whatever the cause,
 // so that the answer never tells whether an account exists.
 var errInvalidCredentials = &Error{Code: CodeInvalidCredentials, Message: "invalid username or password"}
+
+// ErrRefreshMissing answers refreshToken without a token when there is no
+// refresh cookie to use either.
+var ErrRefreshMissing = &Error{Code: CodeInvalidRefresh, Reason: ReasonMissing,
+	Message: "no refresh token: pass token, or sign in again"}
+
+// ErrOriginNotAllowed answers an operation that would use the refresh cookie
+// from a request whose Origin is missing or not allowed: a page on another
+// site must not be able to make the browser refresh for it.
+var ErrOriginNotAllowed = &Error{Code: CodeForbidden, Reason: ReasonOriginNotAllowed,
+	Message: "the refresh cookie is only used for requests from the server's own origin or an allowed front end"}
 
 var errUserDisabled = &Error{Code: CodeForbidden, Reason: ReasonUserDisabled, Message: "this account is disabled"}
 

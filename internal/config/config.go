@@ -49,6 +49,12 @@ type Config struct {
 	UserCacheTTL         time.Duration // how long a user read by ID is reused
 
 	CORSAllowedOrigins []string
+	// AuthCookie puts a browser's refresh token in an HttpOnly cookie
+	// (AUTH_COOKIE=on); AuthCookieDomain shares it with sibling subdomains and
+	// AuthCookieSameSite is "Strict" or "Lax".
+	AuthCookie         bool
+	AuthCookieDomain   string
+	AuthCookieSameSite string
 	LogLevel           slog.Level
 	BootstrapAdmins    []string // usernames given ADMIN at start
 
@@ -119,6 +125,9 @@ func Load(getenv func(string) string) (Config, error) {
 		RefreshReuseInterval: p.duration("REFRESH_REUSE_INTERVAL", 10*time.Second, 0, time.Minute),
 		RevocationSync:       p.duration("REVOCATION_SYNC_INTERVAL", time.Second, 100*time.Millisecond, 10*time.Second),
 		CORSAllowedOrigins:   p.list("CORS_ALLOWED_ORIGINS"),
+		AuthCookie:           p.oneOf("AUTH_COOKIE", "off", "off", "on") == "on",
+		AuthCookieDomain:     strings.ToLower(strings.TrimPrefix(p.str("AUTH_COOKIE_DOMAIN", ""), ".")),
+		AuthCookieSameSite:   p.oneOf("AUTH_COOKIE_SAMESITE", "Strict", "Strict", "Lax"),
 		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
 		BootstrapAdmins:      p.list("BOOTSTRAP_ADMINS"),
 		UserCacheTTL:         p.duration("USER_CACHE_TTL", 2*time.Second, 0, time.Minute),
@@ -231,6 +240,7 @@ func Load(getenv func(string) string) (Config, error) {
 			p.fail(fmt.Sprintf("CORS_ALLOWED_ORIGINS: %q is not an origin like https://app.example.com", o))
 		}
 	}
+	p.checkCookie(c)
 	if c.JWTIssuer == "" && c.PublicURL != "" || c.JWTAudience == "" {
 		p.fail("JWT_ISSUER and JWT_AUDIENCE must not be empty")
 	}
@@ -241,6 +251,72 @@ func Load(getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return c, nil
+}
+
+// checkCookie refuses cookie settings that browsers would ignore or that
+// would let any site use the cookie.
+func (p *parser) checkCookie(c Config) {
+	if c.AuthCookieDomain != "" {
+		if !validCookieDomain(c.AuthCookieDomain) {
+			p.fail(fmt.Sprintf("AUTH_COOKIE_DOMAIN must be a host name like example.com (no scheme, port or path), got %q",
+				c.AuthCookieDomain))
+		} else if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && err == nil && !domainMatch(u.Hostname(), c.AuthCookieDomain) {
+			p.fail(fmt.Sprintf("AUTH_COOKIE_DOMAIN %q must be PUBLIC_URL's host or one of its parents (PUBLIC_URL is %q): "+
+				"browsers ignore a cookie for another domain", c.AuthCookieDomain, c.PublicURL))
+		}
+	}
+	if !c.AuthCookie {
+		return
+	}
+	for _, o := range c.CORSAllowedOrigins {
+		if anyOrigin(o) {
+			p.fail(fmt.Sprintf("CORS_ALLOWED_ORIGINS %q allows every site, which AUTH_COOKIE=on cannot allow: the refresh "+
+				"cookie is sent with credentials; list the front ends' origins", o))
+		}
+	}
+}
+
+// anyOrigin reports whether a CORS_ALLOWED_ORIGINS entry matches every site:
+// "*", or a pattern whose host is a wildcard over a top-level domain or more
+// (https://*, http://*:*, https://*.com).
+func anyOrigin(o string) bool {
+	if o == "*" {
+		return true
+	}
+	_, rest, ok := strings.Cut(o, "://")
+	if !ok {
+		return false
+	}
+	host := rest
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		host = rest[:i]
+	}
+	// *.example.com is one site's subdomains; *.com or * is everyone.
+	return host == "" || strings.HasPrefix(host, "*") && !strings.Contains(strings.TrimPrefix(host, "*."), ".")
+}
+
+func validCookieDomain(d string) bool {
+	if len(d) > 253 || !strings.Contains(d, ".") && d != "localhost" {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// domainMatch is RFC 6265 5.1.3: host is domain or a subdomain of it.
+func domainMatch(host, domain string) bool {
+	host = strings.ToLower(host)
+	return host == domain || strings.HasSuffix(host, "."+domain)
 }
 
 type parser struct {
