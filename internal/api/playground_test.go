@@ -54,8 +54,10 @@ func TestPlaygroundAndProbes(t *testing.T) {
 		t.Errorf("the Playground page loads from another host")
 	}
 	refs := regexp.MustCompile(`(?:src|href)="(/playground/[^"]+)"\s+integrity="([^"]+)"`).FindAllStringSubmatch(page.String(), -1)
-	if len(refs) != 6 {
-		t.Fatalf("found %d assets with integrity in the page, want 6", len(refs))
+	// GraphiQL, React, ReactDOM and the explorer (a script and a style each
+	// but React's), and the page's own script.
+	if len(refs) < 7 {
+		t.Fatalf("found %d assets with integrity in the page, want at least 7", len(refs))
 	}
 	for _, ref := range refs {
 		res, err := e.srv.Client().Get(e.srv.URL + ref[1])
