@@ -1,19 +1,30 @@
 // The Playground (GraphiQL, served by the server at GET /) in headless Debian Chromium, driven through its UI
 // by playwright-core. Every request to another origin is blocked and recorded: the Playground must work
-// offline, from the assets the server embeds.
+// offline, from the assets the server embeds. It signs in like an app (internal/playground/assets/authgql.js):
+// the access token of a Register/Login/RefreshToken answer stays in the page's memory and goes out as a Bearer
+// header, one refresh on UNAUTHENTICATED, Logout forgets, a typed Authorization header wins; in AUTH_COOKIE=on
+// mode the refresh token is an HttpOnly cookie.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
-import { registerUser, startServer, uniqueUser } from '../support/server.mjs';
+import {
+  forgeExpiredAccessToken, registerUser, repoRoot, startServer, uniqueUser,
+} from '../support/server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const screenshotPath = new URL('../artifacts/playground.png', import.meta.url).pathname;
+const DEFAULT_DOCUMENT = fs.readFileSync(`${repoRoot}internal/playground/document.graphql`, 'utf8');
+const COOKIE = '__Host-authgql_refresh';
 
-let server;
+let server; // off mode, as deployed by default
+let cookieServer; // AUTH_COOKIE=on; HS256 so that the test can forge an expired token of the server's own format
 let browser;
 before(async () => {
-  server = await startServer();
+  [server, cookieServer] = await Promise.all([
+    startServer(),
+    startServer({ env: { AUTH_COOKIE: 'on', JWT_ALGORITHM: 'HS256' } }),
+  ]);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true, // playwright passes --headless and a new empty --user-data-dir
@@ -23,15 +34,19 @@ before(async () => {
 });
 after(async () => {
   await browser?.close();
-  await server?.stop();
+  await Promise.all([server?.stop(), cookieServer?.stop()]);
 });
 
 // GraphiQL 4 edits with CodeMirror 5: each editor is a `.CodeMirror` element whose `.CodeMirror` property
-// is the editor instance. The text is typed through the UI; the instance is only read back.
+// is the editor instance. The text is typed through the UI; the instance is only read back (and the read-only
+// result pane emptied before each run, so that two equal answers in a row are told apart).
 const QUERY_EDITOR = '.graphiql-query-editor .CodeMirror';
-const HEADERS_EDITOR = '.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror';
+const TOOL_EDITOR = '.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror'; // variables or headers
 const RESULT = '.result-window .CodeMirror';
+const STATUS = '.graphiql-logo [role="status"]';
 const probe = 'https://cdn.jsdelivr.net/npm/graphiql/graphiql.min.js';
+
+const editorValue = (page, selector) => page.locator(selector).evaluate((el) => el.CodeMirror.getValue());
 
 async function typeInto(page, selector, text) {
   await page.locator(selector).click();
@@ -40,34 +55,32 @@ async function typeInto(page, selector, text) {
   // insertText sends the text as one input, like a paste: no auto-closed brackets, no completions inserted.
   await page.keyboard.insertText(text);
   await page.keyboard.press('Escape'); // close a completion hint if one opened
-  const value = await page.locator(selector).evaluate((el) => el.CodeMirror.getValue());
-  assert.equal(value, text, `editor ${selector} holds what was typed`);
+  assert.equal(await editorValue(page, selector), text, `editor ${selector} holds what was typed`);
 }
 
-// Clicks the execute (play) button and returns the JSON shown in the result pane once it has changed.
-async function execute(page) {
-  const readResult = () => page.locator(RESULT).evaluate((el) => el.CodeMirror.getValue());
-  const before = await readResult();
-  const responded = page.waitForResponse((res) => res.url() === server.graphqlUrl && res.request().method() === 'POST'
-    && !res.request().postData()?.includes('IntrospectionQuery'));
-  await page.getByRole('button', { name: /Execute query/ }).click();
-  await responded;
-  await page.waitForFunction(([sel, old]) => {
-    const value = document.querySelector(sel)?.CodeMirror.getValue() ?? '';
-    return value.trim() !== '' && value !== old;
-  }, [RESULT, before]);
-  return JSON.parse(await readResult());
+async function showTool(page, name) {
+  await page.getByRole('button', { name, exact: true }).click();
+  await page.locator(TOOL_EDITOR).waitFor();
 }
 
-test('Playground (Chromium): log in, put the token in the headers editor and run me, through the Playground UI, offline', async () => {
-  const user = uniqueUser('pg');
-  await registerUser(server.graphqlUrl, user); // the account exists; the UI logs in
-
-  const origin = new URL(server.baseUrl).origin;
+/**
+ * Opens the Playground of `srv` in a fresh browser context (empty storage, no cookies) that blocks and records
+ * every request leaving the server's origin, and records every GraphQL POST the page sends (introspection aside)
+ * as { operationName, query, variables, authorization }.
+ */
+async function openPlayground(srv) {
+  const origin = new URL(srv.baseUrl).origin;
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const seen = [];
   const blocked = [];
-  context.on('request', (req) => seen.push(req.url()));
+  const sent = [];
+  context.on('request', (req) => {
+    seen.push(req.url());
+    if (req.url() !== srv.graphqlUrl || req.method() !== 'POST') return;
+    const body = JSON.parse(req.postData());
+    if (body.operationName === 'IntrospectionQuery' || body.query.includes('__schema')) return;
+    sent.push({ ...body, authorization: req.headers().authorization });
+  });
   context.on('websocket', (ws) => blocked.push(`websocket ${ws.url()}`));
   await context.route('**/*', (route) => {
     const url = route.request().url();
@@ -79,51 +92,232 @@ test('Playground (Chromium): log in, put the token in the headers editor and run
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(String(err)));
 
+  // GraphiQL loads the schema by introspection as it starts (for completion and the docs).
+  const introspection = page.waitForResponse((res) => res.url() === srv.graphqlUrl
+    && res.request().postData()?.includes('IntrospectionQuery'));
+  await page.goto(`${srv.baseUrl}/`);
+  await page.locator(QUERY_EDITOR).waitFor();
+  const schema = await (await introspection).json();
+  assert.ok(schema.data?.__schema?.types?.some((t) => t.name === 'AuthPayload'), 'introspection answered');
+
+  async function close() {
+    await context.close();
+    assert.deepEqual(blocked, [], "no request left the server's origin");
+    assert.ok(seen.some((u) => u.startsWith(`${origin}/playground/graphiql.min.js`)), 'GraphiQL came from the server');
+    assert.ok(seen.some((u) => u.startsWith(`${origin}/playground/authgql.js`)), 'authgql.js came from the server');
+    assert.ok(seen.every((u) => u === probe || u.startsWith(`${origin}/`)), JSON.stringify(seen));
+    assert.deepEqual(pageErrors, []);
+  }
+  return { context, page, sent, blocked, close };
+}
+
+/**
+ * Runs one operation with the execute (play) button — from its menu by name when the document holds several —
+ * and returns the JSON the result pane shows once the page's fetcher is done (after a refresh, if it made one).
+ */
+async function execute(page, srv, operationName) {
+  await page.locator(RESULT).evaluate((el) => el.CodeMirror.setValue(''));
+  const request = page.waitForRequest((req) => req.url() === srv.graphqlUrl && req.method() === 'POST'
+    && (!operationName || JSON.parse(req.postData()).operationName === operationName));
+  await page.getByRole('button', { name: /Execute query/ }).click();
+  if (operationName) await page.getByRole('menuitem', { name: operationName, exact: true }).click();
+  await request;
+  await page.waitForFunction((sel) => (document.querySelector(sel)?.CodeMirror.getValue() ?? '').trim() !== '',
+    RESULT);
+  return JSON.parse(await editorValue(page, RESULT));
+}
+
+const status = (page) => page.locator(STATUS).textContent();
+const codes = (body) => (body.errors ?? []).map((e) => e.extensions?.code);
+
+async function setVariables(page, variables) {
+  await showTool(page, 'Variables');
+  await typeInto(page, TOOL_EDITOR, JSON.stringify(variables, null, 2));
+}
+
+test('Playground (Chromium): opens on the document for this API, Register through the UI, then Me with no header typed, offline', async () => {
+  const user = uniqueUser('pg');
+  const pg = await openPlayground(server);
+  const { page } = pg;
   try {
-    // GraphiQL loads the schema by introspection as it starts (for completion and the docs).
-    const introspection = page.waitForResponse((res) => res.url() === server.graphqlUrl
-      && res.request().postData()?.includes('IntrospectionQuery'));
-    await page.goto(`${server.baseUrl}/`);
-    await page.locator(QUERY_EDITOR).waitFor();
-    const schema = await (await introspection).json();
-    assert.ok(schema.data?.__schema?.types?.some((t) => t.name === 'AuthPayload'), 'introspection answered');
+    // The document to start from, with its sample variables, and nobody signed in.
+    assert.equal(await editorValue(page, QUERY_EDITOR), DEFAULT_DOCUMENT);
+    await page.locator(TOOL_EDITOR).waitFor(); // the variables pane is open
+    const sample = JSON.parse(await editorValue(page, TOOL_EDITOR));
+    assert.deepEqual(Object.keys(sample).sort(), ['email', 'password', 'username']);
+    assert.equal(await status(page), 'Not signed in');
 
-    // 1. The login mutation, run with the execute (play) button; the token is read from the result pane.
-    await typeInto(page, QUERY_EDITOR,
-      `mutation {\n  login(input: {username: "${user.username}", password: "${user.password}"}) {\n    accessToken\n    user { username }\n  }\n}`);
-    const login = await execute(page);
-    assert.equal(login.errors, undefined, JSON.stringify(login.errors));
-    assert.equal(login.data.login.user.username, user.username);
-    const token = login.data.login.accessToken;
-    assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+    await setVariables(page, user);
+    const registered = await execute(page, server, 'Register');
+    assert.equal(registered.errors, undefined, JSON.stringify(registered.errors));
+    assert.equal(registered.data.register.user.username, user.username);
+    const { accessToken } = registered.data.register;
+    assert.match(accessToken, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.equal(typeof registered.data.register.refreshToken, 'string', 'off mode: the refresh token in the body');
+    assert.equal(await status(page), `Signed in as ${user.username}`);
 
-    // 2. The Headers tab under the query editor: {"Authorization": "Bearer <token>"}.
-    await page.getByRole('button', { name: 'Headers', exact: true }).click();
-    await page.locator(HEADERS_EDITOR).waitFor();
-    await typeInto(page, HEADERS_EDITOR, JSON.stringify({ Authorization: `Bearer ${token}` }, null, 2));
+    // Me: the headers pane is empty, the page sends the token it kept.
+    await showTool(page, 'Headers');
+    assert.equal((await editorValue(page, TOOL_EDITOR)).trim(), '');
+    const me = await execute(page, server, 'Me');
+    assert.equal(me.errors, undefined, JSON.stringify(me.errors));
+    assert.equal(me.data.me.username, user.username);
+    assert.deepEqual(pg.sent.map((r) => [r.operationName, r.authorization]),
+      [['Register', undefined], ['Me', `Bearer ${accessToken}`]]);
+    // The username is on screen, in the result pane and in the status badge.
+    await page.locator('.result-window').getByText(user.username).first().waitFor();
 
-    // 3. me, with that header.
-    await typeInto(page, QUERY_EDITOR, '{\n  me {\n    username\n  }\n}');
-    const sent = page.waitForRequest((req) => req.url() === server.graphqlUrl && req.postData()?.includes('me'));
-    const me = await execute(page);
-    assert.equal((await sent).headers().authorization, `Bearer ${token}`);
-    assert.deepEqual(me, { data: { me: { username: user.username } } });
-    // The username is on screen, in the result pane.
-    await page.locator('.result-window').getByText(user.username).waitFor();
+    // Nothing of the session went to storage or to a script-readable cookie.
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })
+      + document.cookie);
+    assert.ok(!stored.includes(accessToken) && !stored.includes(registered.data.register.refreshToken), stored);
 
     fs.mkdirSync(new URL('.', `file://${screenshotPath}`), { recursive: true });
     await page.screenshot({ path: screenshotPath });
 
     // The guard itself works: a request to a CDN from the page is caught (and is the only one).
     assert.equal(await page.evaluate((u) => fetch(u).then(() => 'loaded', () => 'failed'), probe), 'failed');
-    assert.deepEqual(blocked, [probe], "no request but the probe left the server's origin");
-    blocked.length = 0;
+    assert.deepEqual(pg.blocked, [probe], "no request but the probe left the server's origin");
+    pg.blocked.length = 0;
   } finally {
-    await context.close();
+    await pg.close();
   }
+});
 
-  assert.deepEqual(blocked, [], "no request left the server's origin");
-  assert.ok(seen.some((u) => u.startsWith(`${origin}/playground/graphiql.min.js`)), 'GraphiQL came from the server');
-  assert.ok(seen.every((u) => u === probe || u.startsWith(`${origin}/`)), JSON.stringify(seen));
-  assert.deepEqual(pageErrors, []);
+test('Playground (Chromium, off mode): one refresh with the kept refresh token on UNAUTHENTICATED, RefreshToken by hand, Logout forgets', async () => {
+  const user = uniqueUser('pgref');
+  await registerUser(server.graphqlUrl, user); // the account exists; the UI logs in
+  const pg = await openPlayground(server);
+  const { page, sent } = pg;
+  try {
+    await setVariables(page, { username: user.username, password: user.password });
+    const login = await execute(page, server, 'Login');
+    assert.equal(login.errors, undefined, JSON.stringify(login.errors));
+    assert.equal(await status(page), `Signed in as ${user.username}`);
+
+    // The access token the page holds stops being accepted (as an expired one would); the refresh token stays good.
+    await page.evaluate(() => window.__authgqlPlayground.replaceAccessToken('not.a.token'));
+    sent.length = 0;
+    const me = await execute(page, server, 'Me');
+    assert.equal(me.errors, undefined, JSON.stringify(me.errors));
+    assert.equal(me.data.me.username, user.username);
+    assert.deepEqual(sent.map((r) => r.operationName), ['Me', 'PlaygroundRefresh', 'Me']);
+    assert.equal(sent[0].authorization, 'Bearer not.a.token');
+    assert.equal(sent[1].authorization, undefined);
+    assert.deepEqual(sent[1].variables, { token: login.data.login.refreshToken }, 'refreshed with the kept token');
+    assert.match(sent[2].authorization, /^Bearer ey/);
+    assert.notEqual(sent[2].authorization, `Bearer ${login.data.login.accessToken}`);
+    assert.equal(await status(page), `Signed in as ${user.username}`);
+
+    // The document's RefreshToken, its $refreshToken left out: the page passes the one it keeps (rotated above).
+    sent.length = 0;
+    const refreshed = await execute(page, server, 'RefreshToken');
+    assert.equal(refreshed.errors, undefined, JSON.stringify(refreshed.errors));
+    assert.equal(typeof refreshed.data.refreshToken.refreshToken, 'string');
+    assert.equal(sent.length, 1);
+    assert.notEqual(sent[0].variables.refreshToken, login.data.login.refreshToken, 'the rotated token, not the first');
+    // ... and the page keeps that answer's tokens.
+    sent.length = 0;
+    assert.equal((await execute(page, server, 'Me')).data.me.username, user.username);
+    assert.equal(sent[0].authorization, `Bearer ${refreshed.data.refreshToken.accessToken}`);
+
+    // Logout ends the session and the page forgets it: Me is UNAUTHENTICATED, with no token and no refresh tried.
+    const logout = await execute(page, server, 'Logout');
+    assert.deepEqual(logout, { data: { logout: true } });
+    assert.equal(await status(page), 'Not signed in');
+    sent.length = 0;
+    const after = await execute(page, server, 'Me');
+    assert.deepEqual(codes(after), ['UNAUTHENTICATED']);
+    assert.deepEqual(sent.map((r) => [r.operationName, r.authorization]), [['Me', undefined]]);
+    assert.equal(await status(page), 'Not signed in');
+  } finally {
+    await pg.close();
+  }
+});
+
+test('Playground (Chromium): an Authorization header typed in the Headers pane is sent as typed, never overridden or refreshed', async () => {
+  const user = uniqueUser('pghdr');
+  await registerUser(server.graphqlUrl, user);
+  const pg = await openPlayground(server);
+  const { page, sent } = pg;
+  try {
+    await setVariables(page, { username: user.username, password: user.password });
+    const login = await execute(page, server, 'Login');
+    assert.equal(login.data.login.user.username, user.username);
+
+    await showTool(page, 'Headers');
+    await typeInto(page, TOOL_EDITOR, JSON.stringify({ AUTHORIZATION: 'Bearer typed-by-hand' }, null, 2));
+    sent.length = 0;
+    const me = await execute(page, server, 'Me');
+    assert.deepEqual(codes(me), ['UNAUTHENTICATED'], 'the typed token, refused as it is');
+    assert.deepEqual(sent.map((r) => [r.operationName, r.authorization]), [['Me', 'Bearer typed-by-hand']]);
+    assert.equal(await status(page), `Signed in as ${user.username}`, "the page's own session is untouched");
+
+    // Without the typed header, the page's token is back.
+    await typeInto(page, TOOL_EDITOR, '{}');
+    sent.length = 0;
+    assert.equal((await execute(page, server, 'Me')).data.me.username, user.username);
+    assert.equal(sent.length, 1);
+    assert.equal(sent[0].authorization, `Bearer ${login.data.login.accessToken}`);
+  } finally {
+    await pg.close();
+  }
+});
+
+test('Playground (Chromium, AUTH_COOKIE=on): the refresh token in an HttpOnly cookie, one refresh through it, a reload stays signed in, Logout clears it', async () => {
+  const user = uniqueUser('pgck');
+  await registerUser(cookieServer.graphqlUrl, user);
+  const pg = await openPlayground(cookieServer);
+  const { context, page, sent } = pg;
+  const cookies = async () => (await context.cookies(cookieServer.baseUrl)).filter((c) => c.name === COOKIE);
+  try {
+    await setVariables(page, { username: user.username, password: user.password });
+    const login = await execute(page, cookieServer, 'Login');
+    assert.equal(login.errors, undefined, JSON.stringify(login.errors));
+    assert.equal(login.data.login.refreshToken, null, 'the refresh token is not in the body');
+    assert.equal(await status(page), `Signed in as ${user.username}`);
+    const [cookie] = await cookies();
+    assert.ok(cookie, `the ${COOKIE} cookie is set`);
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.secure, true);
+    assert.equal(cookie.path, '/');
+    assert.equal(cookie.sameSite, 'Strict');
+    assert.ok(!(await page.evaluate(() => document.cookie)).includes(cookie.value), 'JavaScript cannot read it');
+
+    // An expired access token (forged with the server's HS256 secret): one refresh, without argument, by cookie.
+    const expired = forgeExpiredAccessToken(login.data.login.accessToken, cookieServer.jwtSecret);
+    await page.evaluate((t) => window.__authgqlPlayground.replaceAccessToken(t), expired);
+    sent.length = 0;
+    const me = await execute(page, cookieServer, 'Me');
+    assert.equal(me.errors, undefined, JSON.stringify(me.errors));
+    assert.equal(me.data.me.username, user.username);
+    assert.deepEqual(sent.map((r) => r.operationName), ['Me', 'PlaygroundRefresh', 'Me']);
+    assert.equal(sent[0].authorization, `Bearer ${expired}`);
+    assert.doesNotMatch(sent[1].query, /token:/, 'no argument: the server reads the cookie');
+    assert.equal(sent[1].variables, undefined);
+    assert.match(sent[2].authorization, /^Bearer ey/);
+    const [rotated] = await cookies();
+    assert.notEqual(rotated.value, cookie.value, 'the refresh rotated the cookie');
+
+    // A reload forgets the memory; the first UNAUTHENTICATED refreshes through the cookie and signs in again.
+    await page.reload();
+    await page.locator(QUERY_EDITOR).waitFor();
+    assert.equal(await status(page), 'Not signed in');
+    sent.length = 0;
+    const again = await execute(page, cookieServer, 'Me');
+    assert.equal(again.errors, undefined, JSON.stringify(again.errors));
+    assert.deepEqual(sent.map((r) => [r.operationName, r.authorization === undefined]),
+      [['Me', true], ['PlaygroundRefresh', true], ['Me', false]]);
+    assert.equal(await status(page), `Signed in as ${user.username}`);
+
+    // Logout clears the cookie and the memory: Me is UNAUTHENTICATED and nothing is refreshed.
+    assert.deepEqual(await execute(page, cookieServer, 'Logout'), { data: { logout: true } });
+    assert.deepEqual(await cookies(), [], 'the cookie is cleared');
+    assert.equal(await status(page), 'Not signed in');
+    sent.length = 0;
+    assert.deepEqual(codes(await execute(page, cookieServer, 'Me')), ['UNAUTHENTICATED']);
+    assert.deepEqual(sent.map((r) => r.operationName), ['Me']);
+  } finally {
+    await pg.close();
+  }
 });
