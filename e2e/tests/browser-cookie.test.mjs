@@ -357,6 +357,42 @@ for (const example of Object.keys(EXAMPLES)) {
   });
 }
 
+test('Chromium: two tabs that restore at once both stay signed in, and the cookie left behind still works', async () => {
+  const user = uniqueUser('btabs');
+  await registerUser(server.graphqlUrl, user);
+  const context = await browser.newContext();
+  try {
+    const first = await openExample(context, 'apollo');
+    await settle(first.log, 1);
+    await signIn(first.page, user);
+    const second = await openExample(context, 'urql'); // the same cookie jar: signed in at once
+    assert.equal(await second.page.locator('body').getAttribute('data-state'), 'signed-in');
+
+    // Both reload together: their refreshes present the same cookie; the server's reuse interval lets both through.
+    for (let round = 0; round < 3; round++) {
+      first.log.length = 0;
+      second.log.length = 0;
+      await Promise.all([first.page.reload(), second.page.reload()]);
+      for (const tab of [first, second]) {
+        await tab.page.waitForSelector('body:not([data-state="loading"])');
+        await settle(tab.log, 2);
+        const refresh = tab.log.find((e) => e.name === 'Refresh');
+        assert.equal(refresh.body.errors, undefined, `round ${round}: ${JSON.stringify(refresh.body.errors)}`);
+        assert.equal(await tab.page.locator('body').getAttribute('data-state'), 'signed-in', `round ${round}`);
+      }
+    }
+    // What the browser kept is live: one more reload signs in again.
+    first.log.length = 0;
+    await first.page.reload();
+    await first.page.waitForSelector('body[data-state="signed-in"]');
+    await settle(first.log, 2);
+    assert.deepEqual(first.log.map((e) => e.name), ['Refresh', 'Me']);
+    assert.deepEqual([...first.pageErrors, ...second.pageErrors], []);
+  } finally {
+    await context.close();
+  }
+});
+
 // A signed-in browser (the Apollo example) whose cookie an attacker page in the same browser would like to use.
 async function signedInContext() {
   const user = uniqueUser('battack');
@@ -529,8 +565,24 @@ test('cookie mode without Origin (native apps, servers, Postman): tokens in the 
   assert.ok(rotatedBody.data.refreshToken.refreshToken);
   assert.equal(rotated.headers.get('set-cookie'), null);
 
+  // With the argument from an allowed browser origin: also as in off mode, and the cookie is not touched.
+  const fromPage = await post('mutation($t: String) { refreshToken(token: $t) { accessToken refreshToken } }',
+    { t: rotatedBody.data.refreshToken.refreshToken }, { origin: pageOrigin });
+  const fromPageBody = await fromPage.json();
+  assert.equal(fromPageBody.errors, undefined, JSON.stringify(fromPageBody.errors));
+  assert.ok(fromPageBody.data.refreshToken.refreshToken, 'the token in the body');
+  assert.equal(fromPage.headers.get('set-cookie'), null);
+  const latest = fromPageBody.data.refreshToken.refreshToken;
+
+  // A login from an origin that is not allowed is not a browser session of ours: the token in the body, no cookie.
+  const foreign = await post('mutation($i: LoginInput!) { login(input: $i) { refreshToken } }',
+    { i: { username: user.username, password: user.password } }, { origin: otherOrigin });
+  const foreignBody = await foreign.json();
+  assert.ok(foreignBody.data?.login.refreshToken, JSON.stringify(foreignBody));
+  assert.equal(foreign.headers.get('set-cookie'), null);
+
   // Without it (the cookie way), a request with no Origin is refused, cookie or not.
-  for (const headers of [{}, { cookie: `${COOKIE}=${rotatedBody.data.refreshToken.refreshToken}` }]) {
+  for (const headers of [{}, { cookie: `${COOKIE}=${latest}` }]) {
     const res = await post(REFRESH_NO_ARG, {}, headers);
     const body = await res.json();
     assert.deepEqual(errorCodes(body), ['FORBIDDEN'], JSON.stringify(body));
