@@ -252,6 +252,9 @@ test('Playground (Chromium): an Authorization header typed in the Headers pane i
     assert.deepEqual(codes(me), ['UNAUTHENTICATED'], 'the typed token, refused as it is');
     assert.deepEqual(sent.map((r) => [r.operationName, r.authorization]), [['Me', 'Bearer typed-by-hand']]);
     assert.equal(await status(page), `Signed in as ${user.username}`, "the page's own session is untouched");
+    await page.waitForTimeout(700); // GraphiQL writes its storage 500 ms after a change
+    const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }));
+    assert.ok(!stored.includes('typed-by-hand'), `typed headers are not stored: ${stored}`);
 
     // Without the typed header, the page's token is back.
     await typeInto(page, TOOL_EDITOR, '{}');
