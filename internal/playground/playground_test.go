@@ -17,6 +17,7 @@ import (
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/validator"
+	"github.com/vektah/gqlparser/v2/validator/rules"
 )
 
 var (
@@ -177,7 +178,7 @@ func loadSchema(t *testing.T) *ast.Schema {
 // and each runs with the sample variables as they stand.
 func TestDefaultDocument(t *testing.T) {
 	schema := loadSchema(t)
-	doc, errs := gqlparser.LoadQuery(schema, DefaultDocument)
+	doc, errs := gqlparser.LoadQueryWithRules(schema, DefaultDocument, rules.NewDefaultRules())
 	if len(errs) > 0 {
 		t.Fatalf("the default document does not validate: %v", errs)
 	}
