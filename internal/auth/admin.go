@@ -37,6 +37,9 @@ func (s *Service) SetUserRoles(ctx context.Context, id string, roles []Role) (*U
 		}
 	}
 	s.audit.InfoContext(ctx, "audit", "event", "set_roles", "user_id", id, "roles", roleNames(roles), "by", callerID(ctx))
+	if !slices.Equal(u.Roles, roles) {
+		s.announce(ctx, id, s.securityEvent(ctx, EventRolesChanged, id))
+	}
 	return updated, nil
 }
 
@@ -66,7 +69,7 @@ func (s *Service) SetUserDisabled(ctx context.Context, id string, disabled bool)
 		}
 	}
 	if disabled {
-		if _, err := s.revoke(ctx, id, nil, "", "disabled"); err != nil {
+		if _, err := s.revoke(ctx, id, nil, "", "disabled", s.securityEvent(ctx, EventAccountDisabled, id)); err != nil {
 			return nil, err
 		}
 	}
@@ -197,6 +200,7 @@ func (s *Service) GrantRole(ctx context.Context, username string, role Role) (*U
 		return nil, fmt.Errorf("auth: set roles: %w", err)
 	}
 	s.audit.InfoContext(ctx, "audit", "event", "grant_role", "user_id", u.ID, "role", string(role), "by", "bootstrap")
+	s.announce(ctx, u.ID, s.securityEvent(ctx, EventRolesChanged, u.ID))
 	return u, nil
 }
 

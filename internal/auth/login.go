@@ -161,7 +161,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) (*Re
 	// The password has changed and cannot be changed back: the revocation is
 	// retried until it holds. Should it still fail, the other sessions'
 	// refreshes are refused anyway, for their stamp is no longer the user's.
-	ended, err := s.revokeUntilDone(ctx, u.ID, nil, c.SessionID, "password_changed")
+	ended, err := s.revokeUntilDone(ctx, u.ID, nil, c.SessionID, "password_changed",
+		s.securityEvent(ctx, EventPasswordChanged, u.ID))
 	if err != nil {
 		return nil, err
 	}

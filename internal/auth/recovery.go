@@ -348,7 +348,8 @@ func (s *Service) ResetPassword(ctx context.Context, raw, password string) (*Res
 	if err := s.users.SetEmailVerified(ctx, u.ID, ct.t.EmailKey); err != nil && !errors.Is(err, ErrNotFound) {
 		s.audit.WarnContext(ctx, "auth: marking a reset address verified failed", "user_id", u.ID, "err", err)
 	}
-	ended, err := s.revokeUntilDone(ctx, u.ID, nil, "", "password_reset")
+	ended, err := s.revokeUntilDone(ctx, u.ID, nil, "", "password_reset",
+		byLink(s.securityEvent(ctx, EventPasswordChanged, u.ID)))
 	if err != nil {
 		return nil, err
 	}
@@ -442,6 +443,7 @@ func (s *Service) ConfirmEmailChange(ctx context.Context, raw string) (*User, er
 	}
 	s.audit.InfoContext(ctx, "audit", "event", "email_changed", "user_id", u.ID,
 		"address_hash", s.identifierHash("address", ct.t.EmailKey), "ip", ClientFromContext(ctx).IP)
+	s.announce(ctx, u.ID, byLink(s.securityEvent(ctx, EventEmailChanged, u.ID)))
 	u.Email, u.EmailKey, u.EmailVerified = ct.t.Email, ct.t.EmailKey, true
 	markSignedIn(ctx, u.ID)
 	return u, nil

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// RevocationEntry is one write of the revocation log: sessions that ended.
+// RevocationEntry is one write of the revocation log: sessions that ended,
+// and the security events of one account (an entry may carry events only).
 type RevocationEntry struct {
 	Seq        int64
 	SessionIDs []string
@@ -16,6 +17,11 @@ type RevocationEntry struct {
 	// tokens are then refused as user_not_found rather than session_revoked.
 	AccountDeleted bool
 	At             time.Time // the writer's clock: for housekeeping only
+	// UserID is the account of the sessions and the events ("" in entries
+	// written before events existed).
+	UserID string
+	// Events are UserID's, in the order they happened.
+	Events []SecurityEvent
 }
 
 // RevocationLog is how instances tell each other which sessions ended, so
@@ -148,8 +154,12 @@ const (
 )
 
 // Sync reads the log entries written since the last sync into the
-// revocation set, and forgets sessions whose access tokens have all expired.
+// revocation set, hands their security events to subscribers, and forgets
+// sessions whose access tokens have all expired. Syncs run one at a time:
+// each entry is taken once, in order.
 func (s *Service) Sync(ctx context.Context) error {
+	s.syncing.Lock()
+	defer s.syncing.Unlock()
 	if !s.revoked.scanDue(s.now()) {
 		// Numbers have no gaps: read the next ones one by one.
 		for range syncBatch {
@@ -158,9 +168,10 @@ func (s *Service) Sync(ctx context.Context) error {
 				return fmt.Errorf("auth: read revocation log: %w", err)
 			}
 			if !ok {
+				s.events.caughtUp()
 				break
 			}
-			s.revoked.read([]RevocationEntry{e}, s.now())
+			s.take([]RevocationEntry{e})
 		}
 		s.revoked.prune(s.now().Add(-s.horizon()))
 		return nil
@@ -170,49 +181,79 @@ func (s *Service) Sync(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("auth: read revocation log: %w", err)
 		}
-		s.revoked.read(entries, s.now())
+		s.take(entries)
 		if len(entries) < syncBatch {
 			break
 		}
 	}
 	s.revoked.scanned(s.now())
 	s.revoked.prune(s.now().Add(-s.horizon()))
+	// What the first complete sync read is history; from now on, news.
+	s.events.caughtUp()
 	return nil
+}
+
+// take records entries read from the log, then delivers their events.
+func (s *Service) take(entries []RevocationEntry) {
+	s.revoked.read(entries, s.now())
+	for _, e := range entries {
+		s.events.dispatch(e)
+	}
 }
 
 // revoke ends sessions of userID (ids, or all of them when ids is nil, but
 // except): first in the log that every instance reads, then in the sessions
 // themselves. Once the log entry is written the sessions are dead everywhere:
 // their access tokens are refused and a refresh checks the revocation set too.
-func (s *Service) revoke(ctx context.Context, userID string, ids []string, except, reason string) ([]string, error) {
+// The entry carries lead (the change that ended the sessions, such as
+// PASSWORD_CHANGED) and a SESSION_REVOKED per session; with no session to
+// end, lead is announced alone.
+func (s *Service) revoke(ctx context.Context, userID string, ids []string, except, reason string, lead ...SecurityEvent) ([]string, error) {
+	ended, _, err := s.revokeOnce(ctx, userID, ids, except, reason, true, lead)
+	return ended, err
+}
+
+// revokeOnce is revoke, with its events left out unless announce; logged
+// says whether the log entry was written, events and all.
+func (s *Service) revokeOnce(ctx context.Context, userID string, ids []string, except, reason string, announce bool, lead []SecurityEvent) (ended []string, logged bool, err error) {
 	deleted := reason == RevokedAccountDeleted
 	now := s.now().UTC()
-	ended, err := s.sessions.ActiveIDs(ctx, userID, ids, except)
+	ended, err = s.sessions.ActiveIDs(ctx, userID, ids, except)
 	if err != nil {
-		return nil, fmt.Errorf("auth: find sessions to revoke: %w", err)
+		return nil, false, fmt.Errorf("auth: find sessions to revoke: %w", err)
 	}
 	if len(ended) == 0 {
-		return nil, nil
+		if announce {
+			s.announce(ctx, userID, lead...)
+		}
+		return nil, false, nil
 	}
-	if _, err := s.revocationLog.Append(ctx, RevocationEntry{SessionIDs: ended, AccountDeleted: deleted, At: now}); err != nil {
-		return nil, fmt.Errorf("auth: append to revocation log: %w", err)
+	e := RevocationEntry{UserID: userID, SessionIDs: ended, AccountDeleted: deleted, At: now}
+	if announce {
+		e.Events = s.revokedEvents(ctx, userID, ended, lead)
+	}
+	if _, err := s.revocationLog.Append(ctx, e); err != nil {
+		return nil, false, fmt.Errorf("auth: append to revocation log: %w", err)
 	}
 	s.revoked.add(ended, deleted, s.now())
 	if err := s.sessions.Revoke(ctx, ended, reason, now); err != nil {
-		return nil, fmt.Errorf("auth: revoke sessions: %w", err)
+		return nil, true, fmt.Errorf("auth: revoke sessions: %w", err)
 	}
-	return ended, nil
+	return ended, true, nil
 }
 
 // revokeUntilDone is revoke retried with backoff, for revocations that must
 // hold once a credential has changed (the change itself cannot be undone).
-func (s *Service) revokeUntilDone(ctx context.Context, userID string, ids []string, except, reason string) ([]string, error) {
+// Events are at most once: once an entry has carried them, retries do not.
+func (s *Service) revokeUntilDone(ctx context.Context, userID string, ids []string, except, reason string, lead ...SecurityEvent) ([]string, error) {
 	wait := 50 * time.Millisecond
+	announce := true
 	for i := 0; ; i++ {
-		ended, err := s.revoke(ctx, userID, ids, except, reason)
+		ended, logged, err := s.revokeOnce(ctx, userID, ids, except, reason, announce, lead)
 		if err == nil || i == 5 {
 			return ended, err
 		}
+		announce = announce && !logged
 		select {
 		case <-ctx.Done():
 			return nil, errors.Join(err, ctx.Err())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -76,6 +77,8 @@ type Service struct {
 	keys          refreshKeys
 	idKey         []byte
 	revoked       *revocations
+	events        *eventHub
+	syncing       sync.Mutex // one Sync at a time
 	hasher        *hasher
 	limits        Limits
 	perIP         map[string]*ipLimiter // by action: login, register, refresh
@@ -121,6 +124,7 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 		keys:    newRefreshKeys(s.Key),
 		idKey:   mac(s.Key, []byte("identifier-hash")),
 		revoked: newRevocations(),
+		events:  newEventHub(),
 		hasher:  newHasher(s.BcryptCost, s.Limits.HashConcurrency, s.Limits.HashQueueTimeout),
 		limits:  s.Limits,
 		perIP: map[string]*ipLimiter{
@@ -185,9 +189,12 @@ func (s *Service) startSession(ctx context.Context, u *User) (*Result, error) {
 	// tokens have not left the server) if it began from old credentials.
 	cur, err := s.fresh.ByID(ctx, u.ID)
 	if err == nil && !cur.Disabled && cur.CredentialStamp == u.CredentialStamp {
+		s.announce(ctx, u.ID, SecurityEvent{Type: EventSessionCreated, At: now.Truncate(time.Millisecond), UserID: u.ID,
+			SessionID: sess.ID, UserAgent: client.UserAgent, IP: client.IP})
 		return s.result(ctx, cur, sess, refresh)
 	}
-	if _, rerr := s.revoke(ctx, u.ID, []string{sess.ID}, "", "password_changed"); rerr != nil {
+	// Never announced as created, the session ends without an event either.
+	if _, _, rerr := s.revokeOnce(ctx, u.ID, []string{sess.ID}, "", "password_changed", false, nil); rerr != nil {
 		s.audit.WarnContext(ctx, "auth: revoking a session of changed credentials failed", "err", rerr)
 	}
 	switch {

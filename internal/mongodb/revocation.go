@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,10 +32,57 @@ type RevocationLog struct {
 var _ auth.RevocationLog = (*RevocationLog)(nil)
 
 type revocationDoc struct {
-	ID             string    `bson:"_id"`
-	SessionIDs     []string  `bson:"session_ids"`
-	AccountDeleted bool      `bson:"account_deleted,omitempty"`
-	At             time.Time `bson:"at"`
+	ID             string     `bson:"_id"`
+	SessionIDs     []string   `bson:"session_ids"`
+	AccountDeleted bool       `bson:"account_deleted,omitempty"`
+	At             time.Time  `bson:"at"`
+	UserID         string     `bson:"user_id,omitempty"`
+	Events         []eventDoc `bson:"events,omitempty"`
+}
+
+// eventDoc is a security event inside its entry, whose user it is.
+type eventDoc struct {
+	Type      string    `bson:"type"`
+	At        time.Time `bson:"at"`
+	SessionID string    `bson:"session_id,omitempty"`
+	UserAgent string    `bson:"user_agent,omitempty"`
+	IP        string    `bson:"ip,omitempty"`
+}
+
+// Bounds of what an event stores: the HTTP layer already cuts user agents to
+// maxUserAgent; the log does not rely on it.
+const (
+	maxUserAgent = 256
+	maxIP        = 64
+)
+
+// clip cuts s to at most n bytes of valid UTF-8.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+func newRevocationDoc(seq int64, e auth.RevocationEntry) (revocationDoc, error) {
+	d := revocationDoc{ID: seqID(seq), SessionIDs: e.SessionIDs, AccountDeleted: e.AccountDeleted, At: e.At, UserID: e.UserID}
+	for _, ev := range e.Events {
+		if ev.UserID != "" && ev.UserID != e.UserID {
+			return revocationDoc{}, errors.New("mongodb: insert revocation: an event of another user than its entry's")
+		}
+		d.Events = append(d.Events, eventDoc{Type: string(ev.Type), At: ev.At, SessionID: ev.SessionID,
+			UserAgent: clip(ev.UserAgent, maxUserAgent), IP: clip(ev.IP, maxIP)})
+	}
+	return d, nil
+}
+
+func (d *revocationDoc) entry(seq int64) auth.RevocationEntry {
+	e := auth.RevocationEntry{Seq: seq, SessionIDs: d.SessionIDs, AccountDeleted: d.AccountDeleted, At: d.At.UTC(), UserID: d.UserID}
+	for _, ev := range d.Events {
+		e.Events = append(e.Events, auth.SecurityEvent{Type: auth.SecurityEventType(ev.Type), At: ev.At.UTC(), UserID: d.UserID,
+			SessionID: ev.SessionID, UserAgent: ev.UserAgent, IP: ev.IP})
+	}
+	return e
 }
 
 // NewRevocationLog returns a RevocationLog on db. Reads are majority reads:
@@ -58,12 +106,17 @@ const appendTries = 50
 // Append inserts an entry numbered one above the newest, retrying on a
 // duplicate number: only one of concurrent writers gets each number.
 func (l *RevocationLog) Append(ctx context.Context, e auth.RevocationEntry) (int64, error) {
+	doc, err := newRevocationDoc(0, e)
+	if err != nil {
+		return 0, err
+	}
 	for range appendTries {
 		last, err := l.newest(ctx)
 		if err != nil {
 			return 0, err
 		}
-		_, err = l.coll.InsertOne(ctx, revocationDoc{ID: seqID(last + 1), SessionIDs: e.SessionIDs, AccountDeleted: e.AccountDeleted, At: e.At})
+		doc.ID = seqID(last + 1)
+		_, err = l.coll.InsertOne(ctx, doc)
 		if err == nil {
 			l.saw(last + 1)
 			return last + 1, nil
@@ -159,7 +212,7 @@ func (l *RevocationLog) Entry(ctx context.Context, seq int64) (auth.RevocationEn
 		return auth.RevocationEntry{}, false, fmt.Errorf("mongodb: find revocation: %w", err)
 	}
 	l.saw(seq)
-	return auth.RevocationEntry{Seq: seq, SessionIDs: doc.SessionIDs, AccountDeleted: doc.AccountDeleted, At: doc.At.UTC()}, true, nil
+	return doc.entry(seq), true, nil
 }
 
 // After returns up to limit entries numbered above seq, in order.
@@ -175,7 +228,7 @@ func (l *RevocationLog) After(ctx context.Context, seq int64, limit int) ([]auth
 		if err != nil {
 			return nil, err
 		}
-		out[i] = auth.RevocationEntry{Seq: seq, SessionIDs: d.SessionIDs, AccountDeleted: d.AccountDeleted, At: d.At.UTC()}
+		out[i] = d.entry(seq)
 		l.saw(seq)
 	}
 	return out, nil
