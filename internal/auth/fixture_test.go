@@ -59,23 +59,34 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{users: newMemUsers(), sessions: newMemSessions(), throttle: newMemThrottles(), log: &memLog{},
 		tokens: newMemEmailTokens(), markers: newMemMarkers(), outbox: &memOutbox{}, clock: newTestClock()}
-	svc, err := NewService(Stores{Users: f.users, Sessions: f.sessions, Throttles: f.throttle, Revocations: f.log,
-		EmailTokens: f.tokens, Markers: f.markers, Outbox: f.outbox},
-		fakeTokens{f.clock.Now}, Settings{
-			BcryptCost: bcrypt.MinCost, RefreshTTL: 30 * 24 * time.Hour, ReuseInterval: 10 * time.Second,
-			Key: []byte("unit-test-key-0123456789abcdef-012345"), UserCacheTTL: 2 * time.Second,
-			Limits: Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
-				HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
-			Audit: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			Now:   f.clock.Now,
-			Mail: MailSettings{AppURL: "https://app.example", VerificationTTL: 24 * time.Hour, ResetTTL: time.Hour,
-				ChangeTTL: time.Hour, AddressInterval: time.Minute},
-		})
+	f.svc = f.service(t, nil)
+	return f
+}
+
+// service returns a Service on f's stores: another instance. wrap, when not
+// nil, may change its stores and settings first.
+func (f *fixture) service(t *testing.T, wrap func(*Stores, *Settings)) *Service {
+	t.Helper()
+	st := Stores{Users: f.users, Sessions: f.sessions, Throttles: f.throttle, Revocations: f.log,
+		EmailTokens: f.tokens, Markers: f.markers, Outbox: f.outbox}
+	set := Settings{
+		BcryptCost: bcrypt.MinCost, RefreshTTL: 30 * 24 * time.Hour, ReuseInterval: 10 * time.Second,
+		Key: []byte("unit-test-key-0123456789abcdef-012345"), UserCacheTTL: 2 * time.Second,
+		Limits: Limits{ThrottleAfter: 5, ThrottleBase: time.Second, ThrottleMax: 15 * time.Minute,
+			HashConcurrency: 4, HashQueueTimeout: 10 * time.Second},
+		Audit: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:   f.clock.Now,
+		Mail: MailSettings{AppURL: "https://app.example", VerificationTTL: 24 * time.Hour, ResetTTL: time.Hour,
+			ChangeTTL: time.Hour, AddressInterval: time.Minute},
+	}
+	if wrap != nil {
+		wrap(&st, &set)
+	}
+	svc, err := NewService(st, fakeTokens{f.clock.Now}, set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.svc = svc
-	return f
+	return svc
 }
 
 const fixturePassword = "correct horse battery"
