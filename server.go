@@ -127,11 +127,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if ln == nil {
 		return fmt.Errorf("unknown command %q (admin, keys, or none to serve)", args[1])
 	}
-	return serve(ctx, cfg, ln, a.Handler, logger)
+	return serve(ctx, cfg, ln, a.Handler, a.Sockets.Shutdown, logger)
 }
 
-// serve serves handler on ln until ctx ends, then shuts down.
-func serve(ctx context.Context, cfg config.Config, ln net.Listener, handler http.Handler, logger *slog.Logger) error {
+// serve serves until ctx ends, then shuts down: the listener closes, requests
+// in flight finish, and every WebSocket is closed with 1001 and drained
+// (drainSockets; http.Server.Shutdown does not wait for hijacked connections).
+func serve(ctx context.Context, cfg config.Config, ln net.Listener, handler http.Handler,
+	drainSockets func(context.Context) error, logger *slog.Logger) error {
 	useTLS := cfg.TLSCertFile != ""
 	srv := &http.Server{
 		Handler:           handler,
@@ -168,7 +171,11 @@ func serve(ctx context.Context, cfg config.Config, ln net.Listener, handler http
 	logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	err := srv.Shutdown(shutdownCtx)
+	if derr := drainSockets(shutdownCtx); err == nil && derr != nil {
+		err = derr
+	}
+	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

@@ -32,6 +32,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -83,6 +84,15 @@ type ComplexityRoot struct {
 		Users        func(childComplexity int, first *int, after *string, search *string) int
 	}
 
+	SecurityEvent struct {
+		At        func(childComplexity int) int
+		Current   func(childComplexity int) int
+		IP        func(childComplexity int) int
+		SessionID func(childComplexity int) int
+		Type      func(childComplexity int) int
+		UserAgent func(childComplexity int) int
+	}
+
 	Session struct {
 		CreatedAt  func(childComplexity int) int
 		Current    func(childComplexity int) int
@@ -91,6 +101,10 @@ type ComplexityRoot struct {
 		IP         func(childComplexity int) int
 		LastUsedAt func(childComplexity int) int
 		UserAgent  func(childComplexity int) int
+	}
+
+	Subscription struct {
+		SecurityEvents func(childComplexity int) int
 	}
 
 	User struct {
@@ -143,6 +157,9 @@ type QueryResolver interface {
 	Users(ctx context.Context, first *int, after *string, search *string) (*model.UserConnection, error)
 	User(ctx context.Context, id string) (*auth.User, error)
 	ExportMyData(ctx context.Context) (map[string]any, error)
+}
+type SubscriptionResolver interface {
+	SecurityEvents(ctx context.Context) (<-chan *model.SecurityEvent, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -444,6 +461,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.Users(childComplexity, args["first"].(*int), args["after"].(*string), args["search"].(*string)), true
 
+	case "SecurityEvent.at":
+		if e.ComplexityRoot.SecurityEvent.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.At(childComplexity), true
+	case "SecurityEvent.current":
+		if e.ComplexityRoot.SecurityEvent.Current == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Current(childComplexity), true
+	case "SecurityEvent.ip":
+		if e.ComplexityRoot.SecurityEvent.IP == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.IP(childComplexity), true
+	case "SecurityEvent.sessionId":
+		if e.ComplexityRoot.SecurityEvent.SessionID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.SessionID(childComplexity), true
+	case "SecurityEvent.type":
+		if e.ComplexityRoot.SecurityEvent.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.Type(childComplexity), true
+	case "SecurityEvent.userAgent":
+		if e.ComplexityRoot.SecurityEvent.UserAgent == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SecurityEvent.UserAgent(childComplexity), true
+
 	case "Session.createdAt":
 		if e.ComplexityRoot.Session.CreatedAt == nil {
 			break
@@ -486,6 +540,13 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Session.UserAgent(childComplexity), true
+
+	case "Subscription.securityEvents":
+		if e.ComplexityRoot.Subscription.SecurityEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.SecurityEvents(childComplexity), true
 
 	case "User.createdAt":
 		if e.ComplexityRoot.User.CreatedAt == nil {
@@ -611,6 +672,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -814,6 +892,47 @@ type Mutation {
   deleteUser(id: ID!): Boolean! @auth(requires: ADMIN)
 }
 
+"""
+Subscriptions run over a WebSocket on /query (the graphql-transport-ws protocol
+of the graphql-ws library: Apollo's GraphQLWsLink, urql's subscriptionExchange).
+The access token goes in connection_init's payload (` + "`" + `Authorization: "Bearer …"` + "`" + `,
+or ` + "`" + `authToken` + "`" + `/` + "`" + `token` + "`" + `); see the README for close codes and limits.
+"""
+type Subscription {
+  """
+  The caller's own account's security events, from the moment of subscribing:
+  a sign-in elsewhere, a session ended, a password, email or role change, the
+  account disabled. At most once and in order per account; an event made on
+  any instance arrives within about two seconds. When the event is the end of
+  this connection's own session (` + "`" + `SESSION_REVOKED` + "`" + ` with ` + "`" + `current: true` + "`" + `), the
+  socket closes right after it with 4403 ` + "`" + `session_revoked` + "`" + `.
+  """
+  securityEvents: SecurityEvent! @auth
+}
+
+enum SecurityEventType {
+  "A new session began (register, login, resetPassword): a sign-in."
+  SESSION_CREATED
+  "A session ended (logout, revokeSession, refresh-token reuse, a password change or reset, a disabled or deleted account)."
+  SESSION_REVOKED
+  PASSWORD_CHANGED
+  EMAIL_CHANGED
+  ROLES_CHANGED
+  ACCOUNT_DISABLED
+}
+
+type SecurityEvent {
+  type: SecurityEventType!
+  at: Time!
+  "The session created or ended; for other events, the session that made the change, if any."
+  sessionId: ID
+  "Whether sessionId is the session of this connection's token."
+  current: Boolean!
+  "SESSION_CREATED: the new session's client."
+  userAgent: String
+  ip: String
+}
+
 enum LogoutScope {
   "The session of the access token in use."
   CURRENT
@@ -935,6 +1054,24 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_SecurityEvent(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "type":
+		return ec.fieldContext_SecurityEvent_type(ctx, field)
+	case "at":
+		return ec.fieldContext_SecurityEvent_at(ctx, field)
+	case "sessionId":
+		return ec.fieldContext_SecurityEvent_sessionId(ctx, field)
+	case "current":
+		return ec.fieldContext_SecurityEvent_current(ctx, field)
+	case "userAgent":
+		return ec.fieldContext_SecurityEvent_userAgent(ctx, field)
+	case "ip":
+		return ec.fieldContext_SecurityEvent_ip(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SecurityEvent", field.Name)
 }
 
 func (ec *executionContext) childFields_Session(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -2960,6 +3097,144 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _SecurityEvent_type(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v auth.SecurityEventType) graphql.Marshaler {
+			return ec.marshalNSecurityEventType2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐSecurityEventType(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "SecurityEventType")
+}
+
+func (ec *executionContext) _SecurityEvent_at(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Time")
+}
+
+func (ec *executionContext) _SecurityEvent_sessionId(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_sessionId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SessionID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_sessionId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "ID")
+}
+
+func (ec *executionContext) _SecurityEvent_current(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_current(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Current, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _SecurityEvent_userAgent(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_userAgent(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UserAgent, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_userAgent(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
+func (ec *executionContext) _SecurityEvent_ip(ctx context.Context, field graphql.CollectedField, obj *model.SecurityEvent) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SecurityEvent_ip(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.IP, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_SecurityEvent_ip(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SecurityEvent", field, false, false, "String")
+}
+
 func (ec *executionContext) _Session_id(ctx context.Context, field graphql.CollectedField, obj *model.Session) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -3119,6 +3394,51 @@ func (ec *executionContext) _Session_current(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Session_current(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Session", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _Subscription_securityEvents(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_securityEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().SecurityEvents(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.SecurityEvent
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, nil)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.SecurityEvent) graphql.Marshaler {
+			return ec.marshalNSecurityEvent2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐSecurityEvent(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_securityEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SecurityEvent(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _User_id(ctx context.Context, field graphql.CollectedField, obj *auth.User) (ret graphql.Marshaler) {
@@ -4995,6 +5315,64 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	return out
 }
 
+var securityEventImplementors = []string{"SecurityEvent"}
+
+func (ec *executionContext) _SecurityEvent(ctx context.Context, sel ast.SelectionSet, obj *model.SecurityEvent) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, securityEventImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SecurityEvent")
+		case "type":
+			out.Values[i] = ec._SecurityEvent_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._SecurityEvent_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sessionId":
+			out.Values[i] = ec._SecurityEvent_sessionId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "current":
+			out.Values[i] = ec._SecurityEvent_current(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "userAgent":
+			out.Values[i] = ec._SecurityEvent_userAgent(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "ip":
+			out.Values[i] = ec._SecurityEvent_ip(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var sessionImplementors = []string{"Session"}
 
 func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, obj *model.Session) graphql.Marshaler {
@@ -5056,6 +5434,26 @@ func (ec *executionContext) _Session(ctx context.Context, sel ast.SelectionSet, 
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "securityEvents":
+		return ec._Subscription_securityEvents(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var userImplementors = []string{"User"}
@@ -5701,6 +6099,48 @@ func (ec *executionContext) marshalNRole2ᚕgithubᚗcomᚋauthgqlᚋserverᚋin
 	return ret
 }
 
+func (ec *executionContext) marshalNSecurityEvent2ᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐSecurityEvent(ctx context.Context, sel ast.SelectionSet, v *model.SecurityEvent) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SecurityEvent!")
+		return graphql.Null
+	}
+	return ec._SecurityEvent(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNSecurityEventType2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐSecurityEventType(ctx context.Context, v any) (auth.SecurityEventType, error) {
+	tmp, err := graphql.UnmarshalString(v)
+	res := unmarshalNSecurityEventType2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐSecurityEventType[tmp]
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNSecurityEventType2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐSecurityEventType(ctx context.Context, sel ast.SelectionSet, v auth.SecurityEventType) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(marshalNSecurityEventType2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐSecurityEventType[v])
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "SecurityEventType!")
+	}
+	return res
+}
+
+var (
+	unmarshalNSecurityEventType2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐSecurityEventType = map[string]auth.SecurityEventType{
+		"SESSION_CREATED":  auth.EventSessionCreated,
+		"SESSION_REVOKED":  auth.EventSessionRevoked,
+		"PASSWORD_CHANGED": auth.EventPasswordChanged,
+		"EMAIL_CHANGED":    auth.EventEmailChanged,
+		"ROLES_CHANGED":    auth.EventRolesChanged,
+		"ACCOUNT_DISABLED": auth.EventAccountDisabled,
+	}
+	marshalNSecurityEventType2githubᚗcomᚋauthgqlᚋserverᚋinternalᚋauthᚐSecurityEventType = map[auth.SecurityEventType]string{
+		auth.EventSessionCreated:  "SESSION_CREATED",
+		auth.EventSessionRevoked:  "SESSION_REVOKED",
+		auth.EventPasswordChanged: "PASSWORD_CHANGED",
+		auth.EventEmailChanged:    "EMAIL_CHANGED",
+		auth.EventRolesChanged:    "ROLES_CHANGED",
+		auth.EventAccountDisabled: "ACCOUNT_DISABLED",
+	}
+)
+
 func (ec *executionContext) marshalNSession2ᚕᚖgithubᚗcomᚋauthgqlᚋserverᚋgraphᚋmodelᚐSessionᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.Session) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -5962,6 +6402,24 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = sel
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOID2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalID(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOID2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalID(*v)
 	return res
 }
 

@@ -154,11 +154,18 @@ func (r *queryResolver) ExportMyData(ctx context.Context) (map[string]any, error
 	return r.auth.ExportMyData(ctx)
 }
 
+func (r *subscriptionResolver) SecurityEvents(ctx context.Context) (<-chan *model.SecurityEvent, error) {
+	return r.securityEvents(ctx)
+}
+
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
 )

@@ -50,6 +50,18 @@ type RegisterInput struct {
 	Password string `json:"password"`
 }
 
+type SecurityEvent struct {
+	Type auth.SecurityEventType `json:"type"`
+	At   time.Time              `json:"at"`
+	// The session created or ended; for other events, the session that made the change, if any.
+	SessionID *string `json:"sessionId,omitempty"`
+	// Whether sessionId is the session of this connection's token.
+	Current bool `json:"current"`
+	// SESSION_CREATED: the new session's client.
+	UserAgent *string `json:"userAgent,omitempty"`
+	IP        *string `json:"ip,omitempty"`
+}
+
 // A signed-in device or browser: one chain of refresh tokens.
 type Session struct {
 	ID         string    `json:"id"`
@@ -61,6 +73,13 @@ type Session struct {
 	IP        *string   `json:"ip,omitempty"`
 	// Whether this is the session of the access token in use.
 	Current bool `json:"current"`
+}
+
+// Subscriptions run over a WebSocket on /query (the graphql-transport-ws protocol
+// of the graphql-ws library: Apollo's GraphQLWsLink, urql's subscriptionExchange).
+// The access token goes in connection_init's payload (`Authorization: "Bearer …"`,
+// or `authToken`/`token`); see the README for close codes and limits.
+type Subscription struct {
 }
 
 // A page of users (Relay-style).

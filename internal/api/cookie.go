@@ -45,6 +45,11 @@ func refreshCookies(opts Options, now func() time.Time, next http.Handler) http.
 	allowed := originChecker(opts.PublicURL, opts.CORSOrigins)
 	name := c.Name()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			// A socket's answers are not HTTP responses: tokens go in the body.
+			next.ServeHTTP(w, r)
+			return
+		}
 		var mu sync.Mutex
 		write := func(token string, expires time.Time) {
 			ck := &http.Cookie{Name: name, Value: token, Path: "/", Domain: c.Domain,
@@ -72,6 +77,12 @@ func cookieValue(r *http.Request, name string) string {
 		}
 	}
 	return ""
+}
+
+// OriginChecker reports whether a request's Origin is the server's own (the
+// origin of publicURL) or one of the allowed front ends; see originChecker.
+func OriginChecker(publicURL string, origins []string) func(*http.Request) bool {
+	return originChecker(publicURL, origins)
 }
 
 // originChecker reports whether a request's single Origin header is the

@@ -27,6 +27,7 @@ import (
 	"github.com/authgql/server/internal/outbox"
 	"github.com/authgql/server/internal/playground"
 	"github.com/authgql/server/internal/token"
+	"github.com/authgql/server/internal/ws"
 )
 
 // Deps are what the server is built from.
@@ -62,9 +63,11 @@ type App struct {
 	Keys *keys.Ring
 	// Outbox delivers mails; nil when MAIL_DISABLED.
 	Outbox *outbox.Worker
-	cfg    config.Config
-	logger *slog.Logger
-	trail  *auth.AuditTrail
+	// Sockets are the WebSocket connections (subscriptions); shutdown drains them.
+	Sockets *ws.Hub
+	cfg     config.Config
+	logger  *slog.Logger
+	trail   *auth.AuditTrail
 }
 
 // New builds the server and reads the revocations made before it started.
@@ -176,14 +179,30 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		Introspection: cfg.Introspection,
 		Suggestions:   !cfg.Production(),
 	})
+	sockets := ws.New(ws.Config{
+		Verifier:      svc,
+		Leeway:        cfg.JWTClockSkew,
+		MaxPerUser:    cfg.WSMaxPerUser,
+		MaxOperations: cfg.WSMaxSubscriptions,
+		Logger:        d.Logger,
+		Now:           d.Now,
+	})
+	// The sync closes the sockets of sessions that ended on any instance, after
+	// handing the entry's events to their subscribers.
+	svc.OnSessionsEnded(sockets.SessionsEnded)
+	gql.AddTransport(sockets.Transport())
+	gql.Use(sockets.Operations())
 	var pg http.Handler
 	if cfg.Playground {
 		pg = playground.New("authgql", "/query")
 	}
 	handler := api.NewServer(api.Deps{
-		Logger:     d.Logger,
-		Tokens:     svc,
-		GraphQL:    gql,
+		Logger: d.Logger,
+		Tokens: svc,
+		GraphQL: sockets.Handler(ws.Limits{
+			CheckOrigin: api.OriginChecker(cfg.PublicURL, cfg.CORSAllowedOrigins),
+			MaxPerIP:    cfg.WSMaxPerIP,
+		}, gql),
 		Playground: pg,
 		DB:         mongodb.NewPinger(d.DB.Client()),
 		Keys:       published,
@@ -206,7 +225,8 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		},
 		Now: d.Now,
 	})
-	return &App{Handler: handler, Auth: svc, Tokens: issuer, Keys: ring, Outbox: worker, cfg: cfg, logger: d.Logger, trail: trail}, nil
+	return &App{Handler: handler, Auth: svc, Tokens: issuer, Keys: ring, Outbox: worker, Sockets: sockets,
+		cfg: cfg, logger: d.Logger, trail: trail}, nil
 }
 
 // auditRetention is how long audit events about an account are kept for

@@ -74,3 +74,12 @@ func signedIn(ctx context.Context) string {
 	}
 	return ""
 }
+
+type anonymous struct{}
+
+// Anonymous returns ctx without the caller's identity: no claims and no
+// token error (a WebSocket's identity comes from its connection_init only,
+// never from its upgrade request).
+func Anonymous(ctx context.Context) context.Context {
+	return context.WithValue(context.WithValue(ctx, claimsKey{}, anonymous{}), tokenErrorKey{}, anonymous{})
+}

@@ -55,8 +55,10 @@ type Config struct {
 	AuthCookie         bool
 	AuthCookieDomain   string
 	AuthCookieSameSite string
-	LogLevel           slog.Level
-	BootstrapAdmins    []string // usernames given ADMIN at start
+	// WebSockets (graphql-transport-ws on /query).
+	WSMaxPerIP, WSMaxPerUser, WSMaxSubscriptions int
+	LogLevel                                     slog.Level
+	BootstrapAdmins                              []string // usernames given ADMIN at start
 
 	MaxBodyBytes     int64
 	ParserTokenLimit int
@@ -128,6 +130,9 @@ func Load(getenv func(string) string) (Config, error) {
 		AuthCookie:           p.oneOf("AUTH_COOKIE", "off", "off", "on") == "on",
 		AuthCookieDomain:     strings.ToLower(strings.TrimPrefix(p.str("AUTH_COOKIE_DOMAIN", ""), ".")),
 		AuthCookieSameSite:   p.oneOf("AUTH_COOKIE_SAMESITE", "Strict", "Strict", "Lax"),
+		WSMaxPerIP:           p.intRange("WS_MAX_CONNECTIONS_PER_IP", 50, 1, 1000000),
+		WSMaxPerUser:         p.intRange("WS_MAX_CONNECTIONS_PER_USER", 10, 1, 1000000),
+		WSMaxSubscriptions:   p.intRange("WS_MAX_SUBSCRIPTIONS", 20, 1, 10000),
 		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
 		BootstrapAdmins:      p.list("BOOTSTRAP_ADMINS"),
 		UserCacheTTL:         p.duration("USER_CACHE_TTL", 2*time.Second, 0, time.Minute),
