@@ -229,7 +229,9 @@ func (c *wsClient) staysOpen(d time.Duration) {
 	c.t.Fatalf("socket closed: %v", err)
 }
 
-func bearerPayload(tok string) map[string]any { return map[string]any{"Authorization": "Bearer " + tok} }
+func bearerPayload(tok string) map[string]any {
+	return map[string]any{"Authorization": "Bearer " + tok}
+}
 
 // event decodes a securityEvents result.
 type securityEvent struct {
