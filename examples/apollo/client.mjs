@@ -1,23 +1,48 @@
 // Apollo Client 4 for authgql: an auth link adds the access token, an error link refreshes it on
-// UNAUTHENTICATED and retries the operation once. Copy this file into your app.
+// UNAUTHENTICATED and retries the operation once; subscriptions go over a WebSocket (graphql-ws) whose
+// connectionParams refresh the token on each (re)connect. Copy this file into your app.
 //
-//   npm install @apollo/client graphql rxjs
+//   npm install @apollo/client graphql rxjs graphql-ws        (Node 20: also ws, passed as webSocketImpl)
 //   const { client, login, logout } = createClient({ url: "http://localhost:8080/query", storage: localStorage });
 //   await login("alice", "correct horse battery");
 //   const { data } = await client.query({ query: gql`{ me { username } }` });
+//   client.subscribe({ query: SECURITY_EVENTS }).subscribe({ next: ({ data }) => … });   // or securityEvents()
 //
 // Account recovery: requestPasswordReset(email) mails a link APP_URL/reset-password?token=…; the page behind it
 // calls resetPassword(token, newPassword), which signs this client in. verifyEmail(token) serves the
 // APP_URL/verify-email?token=… link. Failures reject with CombinedGraphQLErrors (e.g. INVALID_EMAIL_TOKEN).
 //
-// Tested end to end against the real server by e2e/tests/apollo.test.mjs and
-// e2e/tests/recovery-apollo.test.mjs.
+// Tested end to end against the real server by e2e/tests/apollo.test.mjs, e2e/tests/recovery-apollo.test.mjs
+// and e2e/tests/subscriptions*.test.mjs.
 import { ApolloClient, ApolloLink, CombinedGraphQLErrors, HttpLink, InMemoryCache, gql } from "@apollo/client";
 import { SetContextLink } from "@apollo/client/link/context";
 import { ErrorLink } from "@apollo/client/link/error";
+import { GraphQLWsLink } from "@apollo/client/link/subscriptions";
+import { getMainDefinition } from "@apollo/client/utilities";
+import { createClient as createWsClient } from "graphql-ws";
 import { from, of, switchMap } from "rxjs";
 
 export { gql };
+
+/** The account's live security events (a sign-in elsewhere, a session ended, …); needs a signed-in client. */
+export const SECURITY_EVENTS = gql`subscription SecurityEvents {
+  securityEvents { type at sessionId current userAgent ip } }`;
+
+/** What a subscription ends with when the session is over and the refresh failed: show the login screen. */
+export class SessionEndedError extends Error {
+  name = "SessionEndedError";
+  constructor() { super("the session has ended: log in again"); }
+}
+
+// True when a JWT has under a tenth of its lifetime (at most 5 s) left. Read, not verified: the server verifies.
+function expiresSoon(token) {
+  try {
+    const { iat, exp } = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return exp - Date.now() / 1000 < Math.min(5, (exp - iat) / 10);
+  } catch {
+    return true;
+  }
+}
 
 /** Where the tokens live: anything with getItem/setItem/removeItem (localStorage in a browser). */
 export function memoryStorage() {
@@ -40,7 +65,15 @@ const RESET_PASSWORD = gql`mutation ResetPassword($token: String!, $newPassword:
 const VERIFY_EMAIL = gql`mutation VerifyEmail($token: String!) {
   verifyEmail(token: $token) { id username email emailVerified } }`;
 
-export function createClient({ url, storage = memoryStorage(), fetch = globalThis.fetch }) {
+/**
+ * url: the GraphQL endpoint (http[s]://…/query); wsUrl: the same path as ws[s]:// (derived from url).
+ * webSocketImpl: the WebSocket class; a browser's (and Node 22's) global one by default. Node 20 has none: pass
+ * the `ws` package's. Without one the client is HTTP-only (no subscriptions).
+ */
+export function createClient({
+  url, wsUrl = url.replace(/^http/, "ws"), storage = memoryStorage(), fetch = globalThis.fetch,
+  webSocketImpl = globalThis.WebSocket,
+}) {
   const saveTokens = ({ accessToken, refreshToken }) => {
     storage.setItem("accessToken", accessToken);
     storage.setItem("refreshToken", refreshToken);
@@ -94,8 +127,42 @@ export function createClient({ url, storage = memoryStorage(), fetch = globalThi
     }
   });
 
+  // Subscriptions: graphql-ws authenticates the socket in connection_init, never by header or URL. It calls
+  // connectionParams on every (re)connect, so that is where the token is refreshed: when it (almost) expired, or
+  // when the server closed the last socket with 4403 (token_expired, session_revoked, token_invalid: "come back
+  // with a fresh token"; graphql-ws retries 4403). If the refresh fails (INVALID_REFRESH_TOKEN), connectionParams
+  // throws SessionEndedError and shouldRetry returns false for it: the client gives up and every subscription
+  // ends with that error, instead of reconnecting in a loop. Network errors are retried (retryAttempts, 5).
+  let lastClose = null;
+  const wsClient = webSocketImpl ? createWsClient({
+    url: wsUrl,
+    webSocketImpl,
+    async connectionParams() {
+      const token = storage.getItem("accessToken");
+      if (lastClose?.code === 4403 || (token && expiresSoon(token))) {
+        if (!(await refresh())) throw new SessionEndedError();
+      }
+      const fresh = storage.getItem("accessToken");
+      return fresh ? { Authorization: `Bearer ${fresh}` } : {}; // no token: anonymous (public operations only)
+    },
+    shouldRetry: (errOrCloseEvent) => !(errOrCloseEvent instanceof SessionEndedError),
+    // After a 4403 the fix is a refresh, not time: come back at once (with jitter). Otherwise back off.
+    retryWait: (retries) => new Promise((resolve) => setTimeout(resolve,
+      lastClose?.code === 4403 && retries === 0 ? 100 + Math.random() * 400 : 1000 * 2 ** retries + Math.random() * 3000)),
+    on: {
+      closed: (event) => { lastClose = event; },
+      connected: () => { lastClose = null; },
+    },
+  }) : null;
+
+  const httpLink = ApolloLink.from([errorLink, authLink, new HttpLink({ uri: url, fetch })]);
+  const isSubscription = ({ query }) => {
+    const definition = getMainDefinition(query);
+    return definition.kind === "OperationDefinition" && definition.operation === "subscription";
+  };
   const client = new ApolloClient({
-    link: ApolloLink.from([errorLink, authLink, new HttpLink({ uri: url, fetch })]),
+    // ApolloLink.split is Apollo 4's name for split(): subscriptions to the socket, the rest over HTTP.
+    link: wsClient ? ApolloLink.split(isSubscription, new GraphQLWsLink(wsClient), httpLink) : httpLink,
     cache: new InMemoryCache(),
   });
 
@@ -113,6 +180,18 @@ export function createClient({ url, storage = memoryStorage(), fetch = globalThi
   return {
     client,
     storage,
+    // The graphql-ws client (null without a WebSocket): wsClient.on("closed", …) to watch the socket,
+    // wsClient.dispose() to close it.
+    wsClient,
+    // Calls next(event) for each security event; error(err) once when the subscription ends with an error
+    // (SessionEndedError: log in again). Returns a function that unsubscribes.
+    securityEvents({ next, error = () => {} }) {
+      const subscription = client.subscribe({ query: SECURITY_EVENTS }).subscribe({
+        next: (result) => (result.error ? error(result.error) : next(result.data.securityEvents)),
+        error,
+      });
+      return () => subscription.unsubscribe();
+    },
     register: (input) => signIn(REGISTER, { input }, "register"),
     login: (username, password) => signIn(LOGIN, { input: { username, password } }, "login"),
     // Always true, whether or not an account has the address: the server mails the link in the background.
