@@ -18,7 +18,8 @@ import (
 var assets embed.FS
 
 // DefaultDocument is what the query editor holds when GraphiQL has no stored
-// tabs: the five operations of signing in, named, with a word on tokens.
+// tabs: the five operations of signing in and the live security events,
+// named, with a word on tokens.
 //
 //go:embed document.graphql
 var DefaultDocument string
@@ -36,7 +37,7 @@ const AssetPrefix = "/playground/"
 // Scripts and Styles are the embedded files the page loads, in order.
 var (
 	Scripts = []string{"react.production.min.js", "react-dom.production.min.js", "graphiql.min.js",
-		"plugin-explorer.umd.js", "authgql.js"}
+		"plugin-explorer.umd.js", "graphql-ws.min.js", "authgql.js"}
 	Styles = []string{"graphiql.min.css", "plugin-explorer.css", "authgql.css"}
 )
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -174,8 +175,8 @@ func loadSchema(t *testing.T) *ast.Schema {
 	return schema
 }
 
-// The document the Playground opens on is valid against the schema, names the five operations of signing in,
-// and each runs with the sample variables as they stand.
+// The document the Playground opens on is valid against the schema (its subscription included), names the five
+// operations of signing in and SecurityEvents, and each runs with the sample variables as they stand.
 func TestDefaultDocument(t *testing.T) {
 	schema := loadSchema(t)
 	doc, errs := gqlparser.LoadQueryWithRules(schema, DefaultDocument, rules.NewDefaultRules())
@@ -191,8 +192,20 @@ func TestDefaultDocument(t *testing.T) {
 	for _, op := range doc.Operations {
 		names = append(names, op.Name)
 	}
-	if want := []string{"Register", "Login", "Me", "RefreshToken", "Logout"}; !slices.Equal(names, want) {
+	if want := []string{"Register", "Login", "Me", "RefreshToken", "Logout", "SecurityEvents"}; !slices.Equal(names, want) {
 		t.Fatalf("operations = %v, want %v", names, want)
+	}
+	events := doc.Operations.ForName("SecurityEvents")
+	if events.Operation != ast.Subscription {
+		t.Errorf("SecurityEvents is a %s, want a subscription", events.Operation)
+	}
+	for _, field := range []string{"type", "at", "sessionId", "current", "userAgent"} {
+		if !selects(events.SelectionSet, []string{"securityEvents", field}) {
+			t.Errorf("SecurityEvents does not select %s", field)
+		}
+	}
+	if !strings.Contains(DefaultDocument, "# Live") || !strings.Contains(DefaultDocument, "WebSocket") {
+		t.Error("SecurityEvents comes without a word on what it streams and how")
 	}
 
 	var vars map[string]any
@@ -245,6 +258,54 @@ func TestScriptStoresNoToken(t *testing.T) {
 	for _, s := range []string{"sessionStorage", "document.cookie", "localStorage.setItem", "indexedDB", ".setItem("} {
 		if strings.Contains(string(js), s) {
 			t.Errorf("authgql.js uses %s", s)
+		}
+	}
+}
+
+// The subscription client is graphql-ws's browser build, copied unchanged (assets/README.md), loaded with
+// integrity before the page's script that uses it.
+func TestSubscriptionClientIsEmbedded(t *testing.T) {
+	const name = "graphql-ws.min.js"
+	const want = "5f1e250bdea0a551d58272048281dbf5b2fb69faa120160bab49485c72b6f24d" // graphql-ws@6.4.2 umd/graphql-ws.min.js
+	b, err := assets.ReadFile("assets/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%x", sha256.Sum256(b)); got != want {
+		t.Errorf("sha256 of %s = %s, want %s (graphql-ws@6.4.2's, unchanged)", name, got, want)
+	}
+	i, j := slices.Index(Scripts, name), slices.Index(Scripts, "authgql.js")
+	if i < 0 || i > j {
+		t.Errorf("scripts = %v: %s must load before authgql.js", Scripts, name)
+	}
+
+	body := getPage(t, New("authgql", "/query"))
+	tag := regexp.MustCompile(`<script src="` + regexp.QuoteMeta(AssetPrefix+name) + `\?v=[\w-]+" integrity="([^"]+)"`).
+		FindStringSubmatch(body)
+	if tag == nil {
+		t.Fatalf("the page does not load %s with integrity", name)
+	}
+	sum := sha256.Sum256(b)
+	if sri := "sha256-" + base64.StdEncoding.EncodeToString(sum[:]); tag[1] != sri {
+		t.Errorf("integrity = %q, want %q", tag[1], sri)
+	}
+}
+
+// The socket authenticates in connection_init, never in its URL: the script builds the URL from the endpoint
+// alone and sends the token as the Authorization of the payload.
+func TestScriptSubscribesWithTheTokenInConnectionInit(t *testing.T) {
+	js, err := assets.ReadFile("assets/authgql.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"graphqlWs.createClient", "connectionParams", "{ Authorization: `Bearer ${token}` }"} {
+		if !strings.Contains(string(js), s) {
+			t.Errorf("authgql.js lacks %q", s)
+		}
+	}
+	for _, s := range []string{"searchParams", "?token", "&token", "access_token"} {
+		if strings.Contains(string(js), s) {
+			t.Errorf("authgql.js uses %q: a token in the socket's URL?", s)
 		}
 	}
 }

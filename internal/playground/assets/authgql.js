@@ -2,7 +2,8 @@
 // of a register/login/refreshToken answer in memory (never in web storage or a cookie), sends it
 // as "Authorization: Bearer <token>", refreshes once on UNAUTHENTICATED and retries, forgets the tokens on logout
 // and shows who is signed in. An Authorization header typed in the Headers pane wins: the page then neither adds
-// its own nor refreshes.
+// its own nor refreshes. Subscriptions go over a WebSocket to the same endpoint (graphql-ws's client, protocol
+// graphql-transport-ws) and authenticate in connection_init with the same token, never in the URL.
 (function () {
   'use strict';
 
@@ -42,6 +43,7 @@
     const username = payload.user && payload.user.username;
     session.username = typeof username === 'string' ? username : null;
     changed();
+    renewSocket();
   }
 
   function forget() {
@@ -189,6 +191,7 @@
     // A typed Authorization header (any case) is sent as typed: no token of ours, no refresh.
     const handsOff = Object.keys(typed).some((name) => name.toLowerCase() === 'authorization');
     const operation = findOperation(options && options.documentAST, params.operationName);
+    if (operation && operation.operation === 'subscription') return stream(params, typed);
     const send = () => {
       const headers = baseHeaders(typed);
       const body = handsOff ? params : withRefreshToken(params, operation);
@@ -209,6 +212,134 @@
     }
     observe(result, params, operation, sent.token !== null);
     return result;
+  }
+
+  // Subscriptions. One client for the page's own session, lazy (a socket only while a subscription runs), whose
+  // connection_init carries the token this page holds. socket.sent is the token the open socket is
+  // authenticated with (init or a later ping), socket.init the one of its connection_init, socket.rejected the
+  // last token a 4403 close refused: never sent again.
+  const socketUrl = (() => {
+    const url = new URL(config.endpoint, window.location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.hash = '';
+    return url.href;
+  })();
+  const socket = { open: null, init: null, sent: null, rejected: null };
+  let pageClient = null;
+
+  // Whether a token is worth sending: not refused before, and not expired or about to (10 s) by its exp claim.
+  // The server issues JWTs; a token that is not one would be refused as well.
+  function usable(token) {
+    if (token === null || token === socket.rejected) return false;
+    try {
+      const claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      return typeof claims.exp !== 'number' || claims.exp * 1000 > Date.now() + 10_000;
+    } catch {
+      return false;
+    }
+  }
+
+  // graphql-ws calls this for every connection, also when it reconnects after a 4403 (an expired, revoked or
+  // refused token): refresh first when the held token is not usable; no token, an anonymous connection.
+  async function connectionParams() {
+    if (!usable(session.access)) await refreshOnce();
+    const token = usable(session.access) ? session.access : null;
+    socket.init = token;
+    socket.sent = token;
+    return token === null ? undefined : { Authorization: `Bearer ${token}` };
+  }
+
+  function retryWait(retries) {
+    return new Promise((resolve) => setTimeout(resolve, Math.min(300 * 2 ** retries, 10_000)));
+  }
+
+  function getPageClient() {
+    pageClient ??= graphqlWs.createClient({
+      url: socketUrl,
+      connectionParams,
+      retryAttempts: 5,
+      retryWait,
+      on: {
+        connected(ws) { socket.open = ws; },
+        closed(event) {
+          socket.open = null;
+          if (event && event.code === 4403) {
+            // After a ping with another session's token (a sign-in as someone else), token_invalid refuses that
+            // session for this socket, not the token: a new socket may use it.
+            const pinged = socket.sent !== socket.init && event.reason === 'token_invalid';
+            socket.rejected = pinged ? socket.init : socket.sent;
+          }
+        },
+      },
+    });
+    return pageClient;
+  }
+
+  // New tokens (a refresh over HTTP, a sign-in): the open socket takes them with a ping, without reconnecting.
+  // The server keeps the socket for a token of the same session and closes it with 4403 for another one; the
+  // client then reconnects with the new token.
+  function renewSocket() {
+    const ws = socket.open;
+    if (!ws || ws.readyState !== WebSocket.OPEN || socket.sent === null || session.access === socket.sent) return;
+    socket.sent = session.access;
+    ws.send(JSON.stringify({ type: 'ping', payload: { Authorization: `Bearer ${session.access}` } }));
+  }
+
+  // What the result pane shows when a subscription cannot go on.
+  function socketFailure(err) {
+    if (Array.isArray(err)) return { errors: err }; // an `error` message: the operation's GraphQL errors
+    if (err && typeof err.code === 'number') {
+      return {
+        errors: [{
+          message: `The WebSocket closed: ${err.code}${err.reason ? ` ${err.reason}` : ''}`,
+          extensions: { closeCode: err.code, closeReason: err.reason || null },
+        }],
+      };
+    }
+    if (err instanceof Error) return { errors: [{ message: err.message }] };
+    return {
+      errors: [{
+        message: `The WebSocket to ${socketUrl} failed. If it never opened: the server takes sockets from its own `
+          + "origin (PUBLIC_URL's) and CORS_ALLOWED_ORIGINS only; open the Playground at that address.",
+      }],
+    };
+  }
+
+  // A subscription operation: an Observable of its results, which GraphiQL shows one after the other until the
+  // stream ends or ■ stops it. A typed Authorization header gets a socket of its own, used as typed, no refresh.
+  function stream(params, typed) {
+    const typedAuth = Object.entries(typed).find(([name]) => name.toLowerCase() === 'authorization');
+    const payload = { query: params.query, variables: params.variables, operationName: params.operationName };
+    return {
+      subscribe(observer) {
+        const client = typedAuth
+          ? graphqlWs.createClient({
+            url: socketUrl,
+            connectionParams: { Authorization: String(typedAuth[1]) },
+            retryAttempts: 0,
+          })
+          : getPageClient();
+        const end = () => { if (typedAuth) client.dispose(); };
+        const stop = client.subscribe(payload, {
+          next: (result) => observer.next(result),
+          error(err) {
+            end();
+            observer.next(socketFailure(err));
+            observer.complete();
+          },
+          complete() {
+            end();
+            observer.complete();
+          },
+        });
+        return {
+          unsubscribe() {
+            stop();
+            end();
+          },
+        };
+      },
+    };
   }
 
   function Status() {
