@@ -3,13 +3,14 @@
 // offline, from the assets the server embeds. It signs in like an app (internal/playground/assets/authgql.js):
 // the access token of a Register/Login/RefreshToken answer stays in the page's memory and goes out as a Bearer
 // header, one refresh on UNAUTHENTICATED, Logout forgets, a typed Authorization header wins; in AUTH_COOKIE=on
-// mode the refresh token is an HttpOnly cookie.
+// mode the refresh token is an HttpOnly cookie. Subscriptions (SecurityEvents) run over a WebSocket to the page's
+// own /query, authenticated by the token in connection_init: the only socket the page may open.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import {
-  forgeExpiredAccessToken, registerUser, repoRoot, startServer, uniqueUser,
+  forgeExpiredAccessToken, graphql, registerUser, repoRoot, startServer, uniqueUser,
 } from '../support/server.mjs';
 
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -66,14 +67,18 @@ async function showTool(page, name) {
 /**
  * Opens the Playground of `srv` in a fresh browser context (empty storage, no cookies) that blocks and records
  * every request leaving the server's origin, and records every GraphQL POST the page sends (introspection aside)
- * as { operationName, query, variables, authorization }.
+ * as { operationName, query, variables, authorization }, and every WebSocket it opens as { url, sent, received,
+ * closed } with its messages parsed. A socket to anything but the server's own ws://…/query counts as blocked
+ * (route() does not see sockets; the test fails on it instead).
  */
 async function openPlayground(srv) {
   const origin = new URL(srv.baseUrl).origin;
+  const socketUrl = srv.graphqlUrl.replace(/^http/, 'ws');
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const seen = [];
   const blocked = [];
   const sent = [];
+  const sockets = [];
   context.on('request', (req) => {
     seen.push(req.url());
     if (req.url() !== srv.graphqlUrl || req.method() !== 'POST') return;
@@ -81,7 +86,6 @@ async function openPlayground(srv) {
     if (body.operationName === 'IntrospectionQuery' || body.query.includes('__schema')) return;
     sent.push({ ...body, authorization: req.headers().authorization });
   });
-  context.on('websocket', (ws) => blocked.push(`websocket ${ws.url()}`));
   await context.route('**/*', (route) => {
     const url = route.request().url();
     if (new URL(url).origin === origin) return route.continue();
@@ -91,6 +95,14 @@ async function openPlayground(srv) {
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(String(err)));
+  page.on('websocket', (ws) => {
+    if (ws.url() !== socketUrl) blocked.push(`websocket ${ws.url()}`);
+    const socket = { url: ws.url(), sent: [], received: [], closed: false };
+    ws.on('framesent', (f) => socket.sent.push(JSON.parse(f.payload)));
+    ws.on('framereceived', (f) => socket.received.push(JSON.parse(f.payload)));
+    ws.on('close', () => { socket.closed = true; });
+    sockets.push(socket);
+  });
 
   // GraphiQL loads the schema by introspection as it starts (for completion and the docs).
   const introspection = page.waitForResponse((res) => res.url() === srv.graphqlUrl
@@ -108,7 +120,7 @@ async function openPlayground(srv) {
     assert.ok(seen.every((u) => u === probe || u.startsWith(`${origin}/`)), JSON.stringify(seen));
     assert.deepEqual(pageErrors, []);
   }
-  return { context, page, sent, blocked, close };
+  return { context, page, sent, sockets, blocked, close };
 }
 
 /**
@@ -320,6 +332,243 @@ test('Playground (Chromium, AUTH_COOKIE=on): the refresh token in an HttpOnly co
     sent.length = 0;
     assert.deepEqual(codes(await execute(page, cookieServer, 'Me')), ['UNAUTHENTICATED']);
     assert.deepEqual(sent.map((r) => r.operationName), ['Me']);
+  } finally {
+    await pg.close();
+  }
+});
+
+// Subscriptions. SecurityEvents streams into the result pane, each event replacing the last; the execute button
+// turns into a stop button meanwhile.
+const ELSEWHERE_UA = 'authgql-e2e-elsewhere/1.0';
+const LOGIN = 'mutation($u: String!, $p: String!) { login(input: {username: $u, password: $p}) { accessToken } }';
+
+/** Signs `user` in from somewhere else (plain fetch, its own user agent); returns the access token. */
+async function loginElsewhere(srv, user) {
+  const res = await fetch(srv.graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'user-agent': ELSEWHERE_UA },
+    body: JSON.stringify({ query: LOGIN, variables: { u: user.username, p: user.password } }),
+  });
+  const body = await res.json();
+  assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+  return body.data.login.accessToken;
+}
+
+async function logoutElsewhere(srv, token, scope = 'CURRENT') {
+  assert.deepEqual(await graphql(srv.graphqlUrl, `mutation { logout(scope: ${scope}) }`, {}, token),
+    { data: { logout: true } });
+}
+
+async function until(what, fn, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (value) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const messages = (sockets, direction, type) => sockets.flatMap((s) => s[direction].filter((m) => m.type === type));
+
+/**
+ * Starts a subscription from the execute button's menu and waits until a socket sent its `subscribe` (after the
+ * connection was acknowledged); then gives the server a moment to register it. Returns the socket.
+ */
+async function startSubscription(page, sockets, operationName) {
+  await page.locator(RESULT).evaluate((el) => el.CodeMirror.setValue(''));
+  const before = messages(sockets, 'sent', 'subscribe').length;
+  await page.getByRole('button', { name: /Execute query/ }).click();
+  await page.getByRole('menuitem', { name: operationName, exact: true }).click();
+  const socket = await until(`the subscribe message of ${operationName}`, () => messages(sockets, 'sent', 'subscribe')
+    .length > before && sockets.findLast((s) => s.sent.some((m) => m.type === 'subscribe')));
+  const subscribe = socket.sent.findLast((m) => m.type === 'subscribe');
+  assert.equal(subscribe.payload.operationName, operationName);
+  await new Promise((r) => setTimeout(r, 300));
+  return socket;
+}
+
+/** The result pane once it shows `text` (a streamed result replaces the one before it). */
+async function resultShowing(page, text, timeoutMs = 5000) {
+  await page.waitForFunction(([sel, t]) => (document.querySelector(sel)?.CodeMirror.getValue() ?? '').includes(t),
+    [RESULT, text], { timeout: timeoutMs });
+  return JSON.parse(await editorValue(page, RESULT));
+}
+
+async function stopSubscription(page, socket) {
+  await page.getByRole('button', { name: /Stop query/ }).click();
+  await until('the socket to close', () => socket.closed);
+  assert.ok(socket.sent.some((m) => m.type === 'complete'), 'the page completed the subscription');
+  await page.getByRole('button', { name: /Execute query/ }).waitFor();
+}
+
+async function loginInPlayground(page, srv, user) {
+  await setVariables(page, { username: user.username, password: user.password });
+  const login = await execute(page, srv, 'Login');
+  assert.equal(login.errors, undefined, JSON.stringify(login.errors));
+  assert.equal(await status(page), `Signed in as ${user.username}`);
+  return login.data.login;
+}
+
+test('Playground (Chromium): SecurityEvents streams sign-ins and sign-outs elsewhere over a WebSocket authenticated in connection_init', async () => {
+  const user = uniqueUser('pgsub');
+  await registerUser(server.graphqlUrl, user);
+  const pg = await openPlayground(server);
+  const { page, sent, sockets } = pg;
+  try {
+    const { accessToken } = await loginInPlayground(page, server, user);
+    assert.deepEqual(sockets, [], 'no socket until a subscription runs');
+
+    sent.length = 0;
+    const socket = await startSubscription(page, sockets, 'SecurityEvents');
+    // One socket to the page's own /query, the token in connection_init and nowhere in the URL.
+    assert.equal(sockets.length, 1);
+    assert.equal(socket.url, server.graphqlUrl.replace(/^http/, 'ws'));
+    assert.doesNotMatch(socket.url, /[?#]/);
+    assert.deepEqual(socket.sent[0], { type: 'connection_init', payload: { Authorization: `Bearer ${accessToken}` } });
+    assert.equal(socket.received[0].type, 'connection_ack');
+    assert.deepEqual(sent, [], 'the subscription went over the socket, not over HTTP');
+
+    // The same user signs in elsewhere: SESSION_CREATED, with that session's user agent.
+    const other = await loginElsewhere(server, user);
+    const created = (await resultShowing(page, 'SESSION_CREATED')).data.securityEvents;
+    assert.equal(created.type, 'SESSION_CREATED');
+    assert.equal(created.current, false);
+    assert.equal(created.userAgent, ELSEWHERE_UA);
+    assert.equal(typeof created.sessionId, 'string');
+
+    // ... and signs out there: SESSION_REVOKED of that session; this page's socket goes on.
+    await logoutElsewhere(server, other);
+    const revoked = (await resultShowing(page, 'SESSION_REVOKED')).data.securityEvents;
+    assert.deepEqual([revoked.type, revoked.sessionId, revoked.current], ['SESSION_REVOKED', created.sessionId, false]);
+    assert.deepEqual(socket.received.filter((m) => m.type === 'next').map((m) => m.payload.data.securityEvents.type),
+      ['SESSION_CREATED', 'SESSION_REVOKED']);
+    assert.equal(socket.closed, false);
+    assert.equal(await status(page), `Signed in as ${user.username}`);
+
+    // ■ stops it: `complete`, and the (lazy) socket closes.
+    await stopSubscription(page, socket);
+
+    // Signed out (Logout forgets the tokens): an anonymous socket, no refresh tried, UNAUTHENTICATED.
+    assert.deepEqual(await execute(page, server, 'Logout'), { data: { logout: true } });
+    sent.length = 0;
+    await page.locator(RESULT).evaluate((el) => el.CodeMirror.setValue(''));
+    await page.getByRole('button', { name: /Execute query/ }).click();
+    await page.getByRole('menuitem', { name: 'SecurityEvents', exact: true }).click();
+    const anonymous = await resultShowing(page, 'UNAUTHENTICATED');
+    assert.deepEqual(codes(anonymous), ['UNAUTHENTICATED']);
+    assert.equal(sockets.length, 2);
+    assert.deepEqual(sockets[1].sent[0], { type: 'connection_init' }, 'no payload: an anonymous connection');
+    assert.deepEqual(sent, [], 'no refresh without a session');
+  } finally {
+    await pg.close();
+  }
+});
+
+test('Playground (Chromium, off mode): the socket refreshes first without a usable token, and after a 4403 close; a session ended elsewhere signs the page out', async () => {
+  const user = uniqueUser('pgsubref');
+  await registerUser(server.graphqlUrl, user);
+  const pg = await openPlayground(server);
+  const { page, sent, sockets } = pg;
+  try {
+    const login = await loginInPlayground(page, server, user);
+
+    // A token the page cannot use (not a JWT, as an expired one): one refresh before the socket opens.
+    await page.evaluate(() => window.__authgqlPlayground.replaceAccessToken('not.a.token'));
+    sent.length = 0;
+    const first = await startSubscription(page, sockets, 'SecurityEvents');
+    assert.deepEqual(sent.map((r) => r.operationName), ['PlaygroundRefresh']);
+    assert.deepEqual(sent[0].variables, { token: login.refreshToken });
+    const [init] = first.sent;
+    assert.match(init.payload.Authorization, /^Bearer ey/);
+    assert.notEqual(init.payload.Authorization, `Bearer ${login.accessToken}`, 'the refreshed token');
+    assert.equal(sockets.length, 1);
+    await loginElsewhere(server, user);
+    assert.equal((await resultShowing(page, 'SESSION_CREATED')).data.securityEvents.userAgent, ELSEWHERE_UA);
+    await stopSubscription(page, first);
+
+    // A token that looks good but whose session ended: the server closes with 4403, graphql-ws reconnects and
+    // the page refreshes before its second connection_init.
+    const ended = await loginElsewhere(server, user);
+    await logoutElsewhere(server, ended);
+    await page.evaluate((t) => window.__authgqlPlayground.replaceAccessToken(t), ended);
+    sent.length = 0;
+    const second = await startSubscription(page, sockets, 'SecurityEvents');
+    assert.equal(sockets.length, 3);
+    assert.deepEqual(sockets[1].sent, [{ type: 'connection_init', payload: { Authorization: `Bearer ${ended}` } }]);
+    assert.ok(sockets[1].closed, 'refused at init');
+    assert.equal(second, sockets[2]);
+    assert.deepEqual(sent.map((r) => r.operationName), ['PlaygroundRefresh']);
+    assert.match(second.sent[0].payload.Authorization, /^Bearer ey/);
+    assert.notEqual(second.sent[0].payload.Authorization, `Bearer ${ended}`);
+
+    // Another client ends this page's session (logout OTHERS from elsewhere): its own SESSION_REVOKED
+    // (current: true), the socket closes with 4403, the refresh fails, the page is signed out and says so.
+    const elsewhere = await loginElsewhere(server, user);
+    await resultShowing(page, 'SESSION_CREATED');
+    await logoutElsewhere(server, elsewhere, 'OTHERS');
+    await until('the page to learn it was signed out', async () => (await status(page)) === 'Not signed in');
+    const last = await resultShowing(page, 'UNAUTHENTICATED');
+    assert.deepEqual(codes(last), ['UNAUTHENTICATED']);
+    const own = second.received.filter((m) => m.type === 'next').map((m) => m.payload.data.securityEvents)
+      .find((e) => e.current);
+    assert.equal(own?.type, 'SESSION_REVOKED', 'the socket delivered the end of its own session');
+    assert.ok(second.closed);
+    assert.deepEqual(sent.map((r) => r.operationName), ['PlaygroundRefresh', 'PlaygroundRefresh']);
+    assert.deepEqual(sockets.at(-1).sent[0], { type: 'connection_init' }, 'then anonymous');
+  } finally {
+    await pg.close();
+  }
+});
+
+test('Playground (Chromium): a typed Authorization header opens its own socket with that header, no refresh', async () => {
+  const user = uniqueUser('pgsubhdr');
+  await registerUser(server.graphqlUrl, user);
+  const pg = await openPlayground(server);
+  const { page, sent, sockets } = pg;
+  try {
+    const login = await loginInPlayground(page, server, user);
+    await showTool(page, 'Headers');
+    await typeInto(page, TOOL_EDITOR, JSON.stringify({ authorization: 'Bearer typed-by-hand' }, null, 2));
+    sent.length = 0;
+    await page.locator(RESULT).evaluate((el) => el.CodeMirror.setValue(''));
+    await page.getByRole('button', { name: /Execute query/ }).click();
+    await page.getByRole('menuitem', { name: 'SecurityEvents', exact: true }).click();
+    const refused = await resultShowing(page, '4403');
+    assert.deepEqual(refused.errors.map((e) => e.extensions), [{ closeCode: 4403, closeReason: 'token_invalid' }]);
+    assert.equal(sockets.length, 1, 'not retried');
+    assert.deepEqual(sockets[0].sent, [{ type: 'connection_init', payload: { Authorization: 'Bearer typed-by-hand' } }]);
+    assert.deepEqual(sent, [], 'no refresh');
+    assert.equal(await status(page), `Signed in as ${user.username}`, "the page's own session is untouched");
+
+    // Without it, the page's token again.
+    await typeInto(page, TOOL_EDITOR, '{}');
+    const socket = await startSubscription(page, sockets, 'SecurityEvents');
+    assert.deepEqual(socket.sent[0].payload, { Authorization: `Bearer ${login.accessToken}` });
+    await stopSubscription(page, socket);
+  } finally {
+    await pg.close();
+  }
+});
+
+test('Playground (Chromium, AUTH_COOKIE=on): after a reload, SecurityEvents refreshes through the cookie before it connects', async () => {
+  const user = uniqueUser('pgsubck');
+  await registerUser(cookieServer.graphqlUrl, user);
+  const pg = await openPlayground(cookieServer);
+  const { page, sent, sockets } = pg;
+  try {
+    await loginInPlayground(page, cookieServer, user);
+    await page.reload();
+    await page.locator(QUERY_EDITOR).waitFor();
+    assert.equal(await status(page), 'Not signed in');
+    sent.length = 0;
+    const socket = await startSubscription(page, sockets, 'SecurityEvents');
+    assert.deepEqual(sent.map((r) => [r.operationName, r.variables]), [['PlaygroundRefresh', undefined]]);
+    assert.match(socket.sent[0].payload.Authorization, /^Bearer ey/);
+    assert.equal(await status(page), `Signed in as ${user.username}`);
+    await loginElsewhere(cookieServer, user);
+    assert.equal((await resultShowing(page, 'SESSION_CREATED')).data.securityEvents.userAgent, ELSEWHERE_UA);
+    await stopSubscription(page, socket);
   } finally {
     await pg.close();
   }

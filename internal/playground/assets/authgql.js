@@ -43,7 +43,6 @@
     const username = payload.user && payload.user.username;
     session.username = typeof username === 'string' ? username : null;
     changed();
-    renewSocket();
   }
 
   function forget() {
@@ -215,16 +214,17 @@
   }
 
   // Subscriptions. One client for the page's own session, lazy (a socket only while a subscription runs), whose
-  // connection_init carries the token this page holds. socket.sent is the token the open socket is
-  // authenticated with (init or a later ping), socket.init the one of its connection_init, socket.rejected the
-  // last token a 4403 close refused: never sent again.
+  // connection_init carries the token this page holds. While a subscription runs GraphiQL runs nothing else, so
+  // the page gets no new token meanwhile: the socket lives until it ends, or until the server closes it with 4403
+  // (token expired, session revoked) and the client reconnects through connectionParams. socket.sent is the
+  // token of the last connection_init, socket.rejected the last one a 4403 refused: never sent again.
   const socketUrl = (() => {
     const url = new URL(config.endpoint, window.location.href);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     url.hash = '';
     return url.href;
   })();
-  const socket = { open: null, init: null, sent: null, rejected: null };
+  const socket = { sent: null, rejected: null };
   let pageClient = null;
 
   // Whether a token is worth sending: not refused before, and not expired or about to (10 s) by its exp claim.
@@ -244,7 +244,6 @@
   async function connectionParams() {
     if (!usable(session.access)) await refreshOnce();
     const token = usable(session.access) ? session.access : null;
-    socket.init = token;
     socket.sent = token;
     return token === null ? undefined : { Authorization: `Bearer ${token}` };
   }
@@ -260,29 +259,12 @@
       retryAttempts: 5,
       retryWait,
       on: {
-        connected(ws) { socket.open = ws; },
         closed(event) {
-          socket.open = null;
-          if (event && event.code === 4403) {
-            // After a ping with another session's token (a sign-in as someone else), token_invalid refuses that
-            // session for this socket, not the token: a new socket may use it.
-            const pinged = socket.sent !== socket.init && event.reason === 'token_invalid';
-            socket.rejected = pinged ? socket.init : socket.sent;
-          }
+          if (event && event.code === 4403) socket.rejected = socket.sent;
         },
       },
     });
     return pageClient;
-  }
-
-  // New tokens (a refresh over HTTP, a sign-in): the open socket takes them with a ping, without reconnecting.
-  // The server keeps the socket for a token of the same session and closes it with 4403 for another one; the
-  // client then reconnects with the new token.
-  function renewSocket() {
-    const ws = socket.open;
-    if (!ws || ws.readyState !== WebSocket.OPEN || socket.sent === null || session.access === socket.sent) return;
-    socket.sent = session.access;
-    ws.send(JSON.stringify({ type: 'ping', payload: { Authorization: `Bearer ${session.access}` } }));
   }
 
   // What the result pane shows when a subscription cannot go on.
