@@ -34,14 +34,16 @@ async function until(fn, what, ms = EVENT_WITHIN_MS, state = () => '') {
 
 // What one subscription saw: events (with arrival time), errors, and the socket's life (graphql-ws events).
 function recorder() {
-  const rec = { events: [], errors: [], closes: [], connecting: 0, connected: 0, completed: false };
+  const rec = { events: [], errors: [], closes: [], connecting: 0, connected: 0, connectedAt: [], completed: false };
   rec.event = (e) => rec.events.push({ ...e, receivedAt: Date.now() });
   rec.watch = (wsClient) => {
     wsClient.on('connecting', () => { rec.connecting += 1; });
-    wsClient.on('connected', () => { rec.connected += 1; });
+    wsClient.on('connected', () => { rec.connected += 1; rec.connectedAt.push(Date.now()); });
     wsClient.on('closed', (e) => { rec.closes.push({ code: e.code, reason: e.reason, at: Date.now() }); });
   };
-  rec.state = () => JSON.stringify({ events: rec.events, errors: rec.errors.map(String), closes: rec.closes });
+  rec.state = () => JSON.stringify({
+    events: rec.events, errors: rec.errors.map(String), closes: rec.closes, connectedAt: rec.connectedAt,
+  });
   rec.waitEvent = (pred, what, ms) => until(() => rec.events.find(pred), what, ms, rec.state);
   rec.waitClose = (pred, what, ms) => until(() => rec.closes.find(pred), what, ms, rec.state);
   return rec;
@@ -324,7 +326,7 @@ describe('subscriptions with 2-second access tokens', () => {
         const other = await loginElsewhere(server, user);
         created = await rec.waitEvent((e) => e.type === 'SESSION_CREATED' && e.sessionId === other.sessionId,
           'SESSION_CREATED').catch(() => undefined);
-        if (!created) console.log(`attempt ${attempt}: the event fell between two sockets: ${rec.state()}`);
+        if (!created) console.log(`attempt ${attempt}: the event of the sign-in at ${other.at} fell between two sockets: ${rec.state()}`);
       }
       assert.ok(created, `no SESSION_CREATED after reconnecting: ${rec.state()}`);
       assert.equal(created.current, false);
