@@ -218,6 +218,29 @@ describe('subscriptions', () => {
       rec.dispose();
     });
 
+    test(`${name}: a subscription that fails (GRAPHQL_VALIDATION_FAILED) fails alone: the socket and the other subscription live on`, async () => {
+      const { app, user, rec } = await subscribedExample(server, name, `wsfail${name.toLowerCase()}`);
+      const bad = recorder();
+      const BAD = 'subscription Bad { securityEvents { notAField } }';
+      if (name === 'Apollo') {
+        app.client.subscribe({ query: apollo.gql(BAD) }).subscribe({
+          next: (result) => (result.error ? bad.errors.push(result.error) : bad.event(result.data)),
+          error: (err) => bad.errors.push(err),
+        });
+      } else {
+        app.client.subscription(BAD, {}).subscribe((result) => (result.error ? bad.errors.push(result.error) : bad.event(result.data)));
+      }
+      await until(() => bad.errors.length, 'the error', EVENT_WITHIN_MS, bad.state);
+      const errors = bad.errors[0].errors ?? bad.errors[0].graphQLErrors; // Apollo: CombinedGraphQLErrors; urql: CombinedError
+      assert.equal(errors?.[0]?.extensions?.code, 'GRAPHQL_VALIDATION_FAILED', String(bad.errors[0]));
+
+      const other = await loginElsewhere(server, user);
+      await rec.waitEvent((e) => e.type === 'SESSION_CREATED' && e.sessionId === other.sessionId, 'SESSION_CREATED');
+      assert.deepEqual(rec.closes, [], 'the socket stayed open');
+      assert.deepEqual(rec.errors, []);
+      rec.dispose();
+    });
+
     test(`${name}: the session revoked by another tab: one refresh attempt (INVALID_REFRESH_TOKEN), then the client stops retrying`, async () => {
       const { app, user, rec, http } = await subscribedExample(server, name, `wsstop${name.toLowerCase()}`);
       const ownSession = sessionOf(app.storage.getItem('accessToken'));
@@ -246,6 +269,33 @@ describe('subscriptions', () => {
       rec.dispose();
     });
   }
+
+  // graphql-transport-ws: `error` "terminates the operation and no further messages will be sent" for its id.
+  // A `complete` after it makes graphql-ws (the reference client, under Apollo and urql) release the operation
+  // twice when both frames arrive in one read: its count of running operations drops to zero, it closes the
+  // socket (1000) and completes the other subscriptions on it without an error (the test above).
+  test('protocol: an operation that fails validation or parsing gets one `error` message and nothing more', async () => {
+    const { accessToken } = await registerUser(server.graphqlUrl, uniqueUser('wsproto'));
+    const socket = new WebSocket(wsUrl(server), 'graphql-transport-ws');
+    const messages = [];
+    socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+    await new Promise((resolve, reject) => { socket.once('open', resolve); socket.once('error', reject); });
+    try {
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { Authorization: `Bearer ${accessToken}` } }));
+      await until(() => messages.some((m) => m.type === 'connection_ack'), 'connection_ack');
+      socket.send(JSON.stringify({ id: 'invalid', type: 'subscribe', payload: { query: 'subscription { securityEvents { notAField } }' } }));
+      socket.send(JSON.stringify({ id: 'unparsable', type: 'subscribe', payload: { query: 'subscription {' } }));
+      await sleep(700);
+      for (const [id, code] of [['invalid', 'GRAPHQL_VALIDATION_FAILED'], ['unparsable', 'GRAPHQL_PARSE_FAILED']]) {
+        const forId = messages.filter((m) => m.id === id);
+        assert.equal(forId[0]?.type, 'error', `${id}: ${JSON.stringify(forId)}`);
+        assert.equal(forId[0].payload[0]?.extensions?.code, code);
+        assert.deepEqual(forId.map((m) => m.type), ['error'], `${id}: no message may follow an error`);
+      }
+    } finally {
+      socket.close();
+    }
+  });
 
   test('a token in the URL or on the upgrade request does not authenticate the socket', async () => {
     const { accessToken } = await registerUser(server.graphqlUrl, uniqueUser('wsurl'));

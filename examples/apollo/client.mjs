@@ -65,6 +65,14 @@ const RESET_PASSWORD = gql`mutation ResetPassword($token: String!, $newPassword:
 const VERIFY_EMAIL = gql`mutation VerifyEmail($token: String!) {
   verifyEmail(token: $token) { id username email emailVerified } }`;
 
+// A subscription's failure as GraphQLWsLink passes it on: GraphQL errors (an `error` message) or a socket problem.
+function asError(err) {
+  if (err instanceof Error) return err;
+  if (Array.isArray(err)) return new CombinedGraphQLErrors({ errors: err });
+  if (err && "code" in err && "reason" in err) return new Error(`Socket closed with event ${err.code} ${err.reason}`);
+  return new Error("WebSocket error");
+}
+
 /**
  * url: the GraphQL endpoint (http[s]://…/query); wsUrl: the same path as ws[s]:// (derived from url).
  * webSocketImpl: the WebSocket class; a browser's (and Node 22's) global one by default. Node 20 has none: pass
@@ -160,9 +168,15 @@ export function createClient({
     const definition = getMainDefinition(query);
     return definition.kind === "OperationDefinition" && definition.operation === "subscription";
   };
+  // GraphQLWsLink reads the global WebSocket when a subscription fails with anything but an Error or a close
+  // event, which Node 20 lacks ("WebSocket is not defined" would close the whole socket): hand it Errors, made
+  // as it would make them itself.
+  const wsLink = wsClient && new GraphQLWsLink({
+    subscribe: (payload, sink) => wsClient.subscribe(payload, { ...sink, error: (err) => sink.error(asError(err)) }),
+  });
   const client = new ApolloClient({
     // ApolloLink.split is Apollo 4's name for split(): subscriptions to the socket, the rest over HTTP.
-    link: wsClient ? ApolloLink.split(isSubscription, new GraphQLWsLink(wsClient), httpLink) : httpLink,
+    link: wsLink ? ApolloLink.split(isSubscription, wsLink, httpLink) : httpLink,
     cache: new InMemoryCache(),
   });
 
