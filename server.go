@@ -27,6 +27,7 @@ import (
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/devdb"
+	"github.com/authgql/server/internal/metrics"
 	"github.com/authgql/server/internal/mongodb"
 )
 
@@ -81,7 +82,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn("using the embedded database (development only); set MONGODB_URI for production",
 			"dir", filepath.Join(cfg.DataDir, "db"))
 	}
-	client, err := mongodb.Connect(ctx, mongoURI)
+	var m *metrics.Metrics
+	if cfg.MetricsAddr != "" && ln != nil {
+		m = metrics.New()
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, m.Handler(), logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+	cmdMonitor, poolMonitor := m.MongoMonitors()
+	client, err := mongodb.Connect(ctx, mongoURI, mongodb.Monitors{Command: cmdMonitor, Pool: poolMonitor})
 	if err != nil {
 		return err
 	}
@@ -94,7 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	keysCommand := len(args) > 1 && args[1] == "keys"
 	a, err := app.New(ctx, app.Deps{Config: cfg, Logger: logger, DB: client.Database(cfg.MongoDatabase), Now: time.Now,
-		ObserveKeys: keysCommand})
+		ObserveKeys: keysCommand, Metrics: m})
 	if err != nil {
 		return err
 	}

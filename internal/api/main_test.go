@@ -25,6 +25,7 @@ import (
 	"github.com/authgql/server/internal/devdb/devdbtest"
 	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/mail/mailtest"
+	"github.com/authgql/server/internal/metrics"
 	"github.com/authgql/server/internal/token"
 )
 
@@ -93,6 +94,9 @@ type envOptions struct {
 	// smtp is where mails go; default: a new in-process SMTP server.
 	smtp *mailtest.Server
 	mail app.MailDeps
+	// metrics, when set, is instrumented (as with METRICS_ADDR); the
+	// database client's monitors are not (they belong to the shared client).
+	metrics *metrics.Metrics
 }
 
 func defaultOptions() envOptions {
@@ -158,7 +162,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 				s.Revocations = o.wrapLog(s.Revocations)
 			}
 			return s
-		}, Mail: o.mail})
+		}, Mail: o.mail, Metrics: o.metrics})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}

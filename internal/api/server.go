@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/metrics"
 )
 
 // TokenVerifier checks a presented access token (signature, claims and
@@ -54,6 +55,8 @@ type Deps struct {
 	Discovery Discovery
 	Options   Options
 	Now       func() time.Time // nil: time.Now
+	// Metrics, when not nil, counts requests (and /readyz's outcome).
+	Metrics *metrics.Metrics
 }
 
 // NewServer returns the server's whole HTTP handler.
@@ -64,6 +67,7 @@ func NewServer(d Deps) http.Handler {
 	h = securityHeaders(d.Options.HSTS, h)
 	h = recoverPanics(d.Logger, h)
 	h = logRequests(d.Logger, h)
+	h = measure(d.Metrics, h)
 	h = withRequestID(h)
 	return h
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/mail"
+	"github.com/authgql/server/internal/metrics"
 	"github.com/authgql/server/internal/mongodb"
 	"github.com/authgql/server/internal/outbox"
 	"github.com/authgql/server/internal/playground"
@@ -46,6 +47,9 @@ type Deps struct {
 	// ObserveKeys builds the server to look at its signing keys only (the
 	// keys command): no key is created by starting it.
 	ObserveKeys bool
+	// Metrics, when not nil, is instrumented by every part of the server
+	// (METRICS_ADDR); the database client's monitors are the caller's.
+	Metrics *metrics.Metrics
 }
 
 // MailDeps adjust mail delivery (tests).
@@ -192,6 +196,12 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	svc.OnSessionsEnded(sockets.SessionsEnded)
 	gql.AddTransport(sockets.Transport())
 	gql.Use(sockets.Operations())
+	if m := d.Metrics; m != nil {
+		pending, _ := outboxStore.(pendingCounter)
+		observe(m, svc, sockets, pending)
+		observeReadiness(m, d.DB)
+		graph.Observe(gql, d.Logger, m)
+	}
 	var pg http.Handler
 	if cfg.Playground {
 		pg = playground.New("authgql", "/query")
@@ -223,7 +233,8 @@ func New(ctx context.Context, d Deps) (*App, error) {
 				SameSite: sameSite(cfg.AuthCookieSameSite),
 			},
 		},
-		Now: d.Now,
+		Now:     d.Now,
+		Metrics: d.Metrics,
 	})
 	return &App{Handler: handler, Auth: svc, Tokens: issuer, Keys: ring, Outbox: worker, Sockets: sockets,
 		cfg: cfg, logger: d.Logger, trail: trail}, nil
@@ -289,6 +300,7 @@ func newWorker(cfg config.Config, d Deps, store outbox.Store, markers auth.Marke
 		Logger: d.Logger, Audit: audit, LogLinks: cfg.SMTPURL == "",
 		MaxAttempts: cfg.MailMaxAttempts, RetryBase: cfg.MailRetryBase,
 		Lease: d.Mail.Lease, Poll: d.Mail.Poll, Now: d.Now,
+		Observe: d.Metrics.MailDelivery,
 	}), nil
 }
 
@@ -351,4 +363,48 @@ func sameSite(v string) http.SameSite {
 		return http.SameSiteLaxMode
 	}
 	return http.SameSiteStrictMode
+}
+
+// observe instruments the service and registers the gauges read at scrape
+// time.
+func observe(m *metrics.Metrics, svc *auth.Service, sockets *ws.Hub, outboxStore pendingCounter) {
+	svc.Observe(m)
+	m.GaugeFunc("hash_slots", "Password-hashing admissions allowed at once (twice HASH_CONCURRENCY: see docs/performance.md).",
+		func() float64 { _, c := svc.HashSlots(); return float64(c) })
+	m.GaugeFunc("hash_slots_in_use", "Password-hashing admissions in use.",
+		func() float64 { n, _ := svc.HashSlots(); return float64(n) })
+	m.GaugeFunc("revoked_sessions", "Sessions in the in-memory revoked set (their access tokens may be unexpired).",
+		func() float64 { return float64(svc.RevokedSessions()) })
+	m.GaugeFunc("websocket_connections", "Open WebSockets.", func() float64 { return float64(sockets.Open()) })
+	m.GaugeFunc("websocket_subscriptions", "Operations running on WebSockets.",
+		func() float64 { return float64(sockets.RunningOperations()) })
+	if outboxStore == nil {
+		return
+	}
+	m.GaugeFunc("mail_outbox_depth", "Mails waiting for delivery (not given up).", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		n, err := outboxStore.Pending(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	})
+}
+
+// pendingCounter counts the outbox's undelivered mails.
+type pendingCounter interface {
+	Pending(ctx context.Context) (int64, error)
+}
+
+func observeReadiness(m *metrics.Metrics, db *mongo.Database) {
+	pinger := mongodb.NewPinger(db.Client())
+	m.GaugeFunc("readiness", "1 when the database answers a ping within 1 s at scrape time, else 0.", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if pinger.Ping(ctx) != nil {
+			return 0
+		}
+		return 1
+	})
 }

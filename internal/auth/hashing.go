@@ -18,29 +18,40 @@ import (
 // the CPUs never idle between them, while a flood is still turned away before
 // it costs a query.
 type hasher struct {
-	cost    int
-	admit   chan struct{}
-	compute chan struct{}
-	timeout time.Duration
-	checks  atomic.Int64
+	cost     int
+	admit    chan struct{}
+	compute  chan struct{}
+	timeout  time.Duration
+	checks   atomic.Int64
+	observer Observer
 }
 
 func newHasher(cost, concurrency int, timeout time.Duration) *hasher {
 	if concurrency < 1 {
 		concurrency = 1
 	}
-	return &hasher{cost: cost, admit: make(chan struct{}, 2*concurrency), compute: make(chan struct{}, concurrency), timeout: timeout}
+	return &hasher{cost: cost, admit: make(chan struct{}, 2*concurrency), compute: make(chan struct{}, concurrency),
+		timeout: timeout, observer: noObserver{}}
 }
 
 func errBusy() *Error { return rateLimited(ReasonBusy, time.Second) }
 
 func (h *hasher) acquire(ctx context.Context) error {
+	select {
+	case h.admit <- struct{}{}: // a free slot: no timer, no wait
+		h.observer.HashAdmission(0, true)
+		return nil
+	default:
+	}
+	start := time.Now()
 	t := time.NewTimer(h.timeout)
 	defer t.Stop()
 	select {
 	case h.admit <- struct{}{}:
+		h.observer.HashAdmission(time.Since(start), true)
 		return nil
 	case <-t.C:
+		h.observer.HashAdmission(time.Since(start), false)
 		return errBusy()
 	case <-ctx.Done():
 		return ctx.Err()

@@ -236,6 +236,7 @@ func (s *Service) revokeOnce(ctx context.Context, userID string, ids []string, e
 		return nil, false, fmt.Errorf("auth: append to revocation log: %w", err)
 	}
 	s.revoked.add(ended, deleted, s.now())
+	s.observer.SessionsEnded(reason, len(ended))
 	if err := s.sessions.Revoke(ctx, ended, reason, now); err != nil {
 		return nil, true, fmt.Errorf("auth: revoke sessions: %w", err)
 	}

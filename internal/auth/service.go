@@ -80,6 +80,7 @@ type Service struct {
 	events        *eventHub
 	syncing       sync.Mutex // one Sync at a time
 	hasher        *hasher
+	observer      Observer
 	limits        Limits
 	perIP         map[string]*ipLimiter // by action: login, register, refresh
 	audit         *slog.Logger
@@ -120,13 +121,14 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	return &Service{
 		users: users, fresh: st.Users, sessions: st.Sessions, throttles: st.Throttles, revocationLog: st.Revocations,
 		emailTokens: st.EmailTokens, markers: st.Markers, outbox: st.Outbox, trail: st.Audit, mail: s.Mail,
-		tokens:  tokens,
-		keys:    newRefreshKeys(s.Key),
-		idKey:   mac(s.Key, []byte("identifier-hash")),
-		revoked: newRevocations(),
-		events:  newEventHub(),
-		hasher:  newHasher(s.BcryptCost, s.Limits.HashConcurrency, s.Limits.HashQueueTimeout),
-		limits:  s.Limits,
+		tokens:   tokens,
+		keys:     newRefreshKeys(s.Key),
+		idKey:    mac(s.Key, []byte("identifier-hash")),
+		revoked:  newRevocations(),
+		events:   newEventHub(),
+		hasher:   newHasher(s.BcryptCost, s.Limits.HashConcurrency, s.Limits.HashQueueTimeout),
+		observer: noObserver{},
+		limits:   s.Limits,
 		perIP: map[string]*ipLimiter{
 			"login":    newIPLimiter(s.Limits.LoginPerIP, maxIPBuckets),
 			"register": newIPLimiter(s.Limits.RegisterPerIP, maxIPBuckets),
@@ -221,12 +223,15 @@ func (s *Service) result(ctx context.Context, u *User, sess *Session, refresh st
 func (s *Service) VerifyAccessToken(raw string) (Claims, error) {
 	c, err := s.tokens.Verify(raw)
 	if err != nil {
+		s.observer.TokenRefused(tokenReason(err))
 		return Claims{}, err
 	}
 	if r, ok := s.revoked.lookup(c.SessionID); ok {
 		if r.accountDeleted {
+			s.observer.TokenRefused(ReasonUserNotFound)
 			return Claims{}, errUserNotFound
 		}
+		s.observer.TokenRefused(ReasonSessionRevoked)
 		return Claims{}, ErrSessionRevoked
 	}
 	return c, nil
@@ -280,7 +285,12 @@ func (s *Service) Run(ctx context.Context, logger *slog.Logger, every time.Durat
 			return
 		case <-t.C:
 		}
-		if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+		start := time.Now()
+		err := s.Sync(ctx)
+		if ctx.Err() == nil {
+			s.observer.Synced(time.Since(start), err)
+		}
+		if err != nil && ctx.Err() == nil {
 			logger.WarnContext(ctx, "auth: revocation sync failed", "err", err)
 		}
 		if now := s.now(); now.Sub(lastSweep) >= sweepEvery {

@@ -81,6 +81,7 @@ type Config struct {
 	MaxHeaderBytes                                            int
 	TLSCertFile, TLSKeyFile                                   string
 	PprofAddr                                                 string // empty: no profiler
+	MetricsAddr                                               string // empty: no metrics
 	// AddrFile, when set, receives the address the server listens on (for
 	// PORT=0); it is removed at shutdown.
 	AddrFile string
@@ -160,6 +161,7 @@ func Load(getenv func(string) string) (Config, error) {
 		TLSCertFile:       p.str("TLS_CERT_FILE", ""),
 		TLSKeyFile:        p.str("TLS_KEY_FILE", ""),
 		PprofAddr:         p.str("PPROF_ADDR", ""),
+		MetricsAddr:       p.str("METRICS_ADDR", ""),
 		AddrFile:          p.str("ADDR_FILE", ""),
 
 		SMTPURL:             p.str("SMTP_URL", ""),

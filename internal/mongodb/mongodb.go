@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -31,7 +32,7 @@ const (
 
 // Connect opens a client for uri with majority, journaled writes and checks
 // that the server answers.
-func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
+func Connect(ctx context.Context, uri string, monitors ...Monitors) (*mongo.Client, error) {
 	journal := true
 	// Timeouts are defaults that the URI may override (serverSelectionTimeoutMS,
 	// timeoutMS); the write concern is not negotiable.
@@ -40,6 +41,14 @@ func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
 		SetTimeout(10 * time.Second).
 		ApplyURI(uri).
 		SetWriteConcern(&writeconcern.WriteConcern{W: writeconcern.WCMajority, Journal: &journal})
+	for _, m := range monitors {
+		if m.Command != nil {
+			opts.SetMonitor(m.Command)
+		}
+		if m.Pool != nil {
+			opts.SetPoolMonitor(m.Pool)
+		}
+	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: connect: %w", err)
@@ -51,6 +60,12 @@ func Connect(ctx context.Context, uri string) (*mongo.Client, error) {
 		return nil, fmt.Errorf("mongodb: ping: %w", err)
 	}
 	return client, nil
+}
+
+// Monitors observe the driver (metrics, traces).
+type Monitors struct {
+	Command *event.CommandMonitor
+	Pool    *event.PoolMonitor
 }
 
 // Pinger reports whether the database answers, for readiness checks.

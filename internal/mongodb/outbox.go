@@ -98,6 +98,12 @@ func (s *OutboxStore) Due(ctx context.Context, now time.Time, limit int) ([]*aut
 		SetSort(bson.D{{Key: "next_at", Value: 1}, {Key: "_id", Value: 1}}).SetLimit(int64(limit)), (*mailDoc).mail)
 }
 
+// Pending counts the mails waiting for delivery (not given up), for the
+// outbox depth metric.
+func (s *OutboxStore) Pending(ctx context.Context) (int64, error) {
+	return s.coll.CountDocuments(ctx, bson.D{{Key: "failed", Value: false}})
+}
+
 // ByID returns the mail with id, or auth.ErrNotFound (a point read by _id).
 func (s *OutboxStore) ByID(ctx context.Context, id string) (*auth.Mail, error) {
 	var doc mailDoc

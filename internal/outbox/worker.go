@@ -41,6 +41,9 @@ type Config struct {
 	// Poll is how often the outbox is read when nothing wakes the worker.
 	Poll time.Duration
 	Now  func() time.Time
+	// Observe, when set, hears each attempt's outcome: "sent", "retry" or
+	// "failed" (given up).
+	Observe func(outcome string)
 }
 
 // Worker delivers the outbox. Every instance runs one; each attempt at a
@@ -55,6 +58,9 @@ type Worker struct {
 func NewWorker(c Config) *Worker {
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 10
+	}
+	if c.Observe == nil {
+		c.Observe = func(string) {}
 	}
 	if c.RetryBase <= 0 {
 		c.RetryBase = 5 * time.Second
@@ -210,6 +216,7 @@ func (w *Worker) deliver(ctx context.Context, seen *auth.Mail) bool {
 		// lease. Rare, and a duplicate mail is better than a lost one.
 		w.c.Logger.WarnContext(ctx, "outbox: removing a sent mail failed", "mail_id", m.ID, "err", err)
 	}
+	w.c.Observe("sent")
 	w.c.Audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "mail_sent"), slog.String("kind", string(prepared.Kind)),
 		slog.String("mail_id", prepared.ID), slog.String("user_id", prepared.UserID), slog.Int("attempt", attempt+1))
 	if w.c.LogLinks && prepared.Link != "" {
@@ -263,6 +270,7 @@ func (w *Worker) failed(ctx context.Context, m *auth.Mail, attempts int, cause e
 		return
 	}
 	next := w.c.Now().Add(w.backoff(attempts))
+	w.c.Observe("retry")
 	w.c.Logger.WarnContext(ctx, "outbox: delivery failed; will retry", "mail_id", m.ID, "kind", string(m.Kind),
 		"attempt", attempts, "retry_at", next.UTC().Format(time.RFC3339), "err", msg)
 	if err := w.c.Store.Retry(ctx, m.ID, attempts, next, msg); err != nil {
@@ -271,6 +279,7 @@ func (w *Worker) failed(ctx context.Context, m *auth.Mail, attempts int, cause e
 }
 
 func (w *Worker) giveUp(ctx context.Context, m *auth.Mail, attempts int, lastErr string) {
+	w.c.Observe("failed")
 	w.c.Logger.ErrorContext(ctx, "outbox: giving up on a mail", "mail_id", m.ID, "kind", string(m.Kind),
 		"attempts", attempts, "err", lastErr)
 	w.c.Audit.LogAttrs(ctx, slog.LevelWarn, "audit", slog.String("event", "mail_failed"), slog.String("kind", string(m.Kind)),

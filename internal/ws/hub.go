@@ -106,6 +106,23 @@ func (h *Hub) Open() int {
 	return len(h.sockets)
 }
 
+// RunningOperations counts the operations running on this instance's sockets.
+func (h *Hub) RunningOperations() int {
+	h.mu.Lock()
+	all := make([]*Socket, 0, len(h.sockets))
+	for s := range h.sockets {
+		all = append(all, s)
+	}
+	h.mu.Unlock()
+	n := 0
+	for _, s := range all {
+		s.mu.Lock()
+		n += len(s.ops)
+		s.mu.Unlock()
+	}
+	return n
+}
+
 // add registers a socket that was just accepted; false during shutdown.
 func (h *Hub) add(s *Socket) bool {
 	h.mu.Lock()
