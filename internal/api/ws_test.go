@@ -134,6 +134,23 @@ func TestWSProtocolCloseCodes(t *testing.T) {
 		c.subscribe("same", eventsSubscription, nil)
 		c.expectClose(4409, "Subscriber for same already exists", 5*time.Second)
 	})
+	t.Run("no complete after an error, nor after the client's complete", func(t *testing.T) {
+		c := e.dialWS(t, wsDial{})
+		c.init(bearerPayload(p.AccessToken))
+		c.subscribe("bad", `subscription { securityEvents { nope } }`, nil)
+		if f := c.expect("error", 5*time.Second); f.ID != "bad" {
+			t.Fatalf("error for %q", f.ID)
+		}
+		c.subscribe("ev", eventsSubscription, nil)
+		time.Sleep(100 * time.Millisecond)
+		c.send(map[string]any{"type": "complete", "id": "ev"})
+		if f, err := c.read(700 * time.Millisecond); err == nil {
+			t.Fatalf("after an error and the client's complete: got %+v %s, want nothing", f, f.Payload)
+		}
+		if u := me(t, c.result("after", meQuery, nil)); u.Username != "ws_proto" {
+			t.Fatalf("the socket still serves: %+v", u)
+		}
+	})
 	t.Run("ping before init is answered", func(t *testing.T) {
 		c := e.dialWS(t, wsDial{})
 		c.send(map[string]any{"type": "ping"})

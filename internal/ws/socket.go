@@ -28,6 +28,7 @@ type Socket struct {
 	authed    bool
 	expiry    *time.Timer
 	ops       map[string]struct{} // operation ids running
+	ended     map[string]struct{} // ids that ended by the client's complete or an error: no complete follows
 	events    int                 // securityEvents subscriptions running
 	afterNext []chan struct{}     // waiting for the next "next" message to be written
 
@@ -87,7 +88,7 @@ func (s *Socket) NextReader() (int, io.Reader, error) {
 			if !s.isInited() {
 				return s.refuse(CodeUnauthorized, reasonUnauthorized)
 			}
-			s.endOp(f.ID)
+			s.endOp(f.ID, true)
 		case "ping":
 			if len(f.Payload) > 0 && string(f.Payload) != "null" {
 				if code, reason, ok := s.renew(f.Payload); !ok {
@@ -157,10 +158,31 @@ func (s *Socket) startOp(id string) opResult {
 	return opStarted
 }
 
-func (s *Socket) endOp(id string) {
+// endOp forgets a finished operation; quiet says that no complete message
+// may follow (the client completed it, or an error ended it).
+func (s *Socket) endOp(id string, quiet bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, running := s.ops[id]; running && quiet {
+		if s.ended == nil {
+			s.ended = make(map[string]struct{})
+		}
+		s.ended[id] = struct{}{}
+	}
 	delete(s.ops, id)
-	s.mu.Unlock()
+}
+
+// suppressComplete reports whether gqlgen's complete for id must not be
+// sent: the protocol sends none after an error, nor to a client that
+// completed the operation itself.
+func (s *Socket) suppressComplete(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.ended[id]; ok {
+		delete(s.ended, id)
+		return true
+	}
+	return false
 }
 
 // tooManyOps answers an operation over WS_MAX_SUBSCRIPTIONS with an error
@@ -183,8 +205,14 @@ func (s *Socket) WriteJSON(v any) error {
 	}
 	var f frame
 	_ = json.Unmarshal(data, &f)
-	if f.Type == "complete" || f.Type == "error" {
-		s.endOp(f.ID)
+	switch f.Type {
+	case "error":
+		s.endOp(f.ID, true)
+	case "complete":
+		if s.suppressComplete(f.ID) {
+			return nil
+		}
+		s.endOp(f.ID, false)
 	}
 	err = s.inner.WriteJSON(json.RawMessage(data))
 	if f.Type == "next" {
