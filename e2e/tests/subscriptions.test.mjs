@@ -36,11 +36,13 @@ async function until(fn, what, ms = EVENT_WITHIN_MS, state = () => '') {
 function recorder() {
   const rec = { events: [], errors: [], closes: [], connecting: 0, connected: 0, connectedAt: [], completed: false };
   rec.event = (e) => rec.events.push({ ...e, receivedAt: Date.now() });
-  rec.watch = (wsClient) => {
-    wsClient.on('connecting', () => { rec.connecting += 1; });
-    wsClient.on('connected', () => { rec.connected += 1; rec.connectedAt.push(Date.now()); });
-    wsClient.on('closed', (e) => { rec.closes.push({ code: e.code, reason: e.reason, at: Date.now() }); });
+  // graphql-ws's `on` listeners: createClient({ on: rec.on }), or wsClient.on(name, …) afterwards (rec.watch).
+  rec.on = {
+    connecting: () => { rec.connecting += 1; },
+    connected: () => { rec.connected += 1; rec.connectedAt.push(Date.now()); },
+    closed: (e) => { rec.closes.push({ code: e.code, reason: e.reason, at: Date.now() }); },
   };
+  rec.watch = (wsClient) => Object.entries(rec.on).forEach(([name, listener]) => wsClient.on(name, listener));
   rec.state = () => JSON.stringify({
     events: rec.events, errors: rec.errors.map(String), closes: rec.closes, connectedAt: rec.connectedAt,
   });
@@ -81,8 +83,7 @@ function bareClient(server, options) {
 // A bare graphql-ws subscription to securityEvents, recorded.
 function subscribeBare(server, options) {
   const rec = recorder();
-  const client = bareClient(server, options);
-  rec.watch(client);
+  const client = bareClient(server, { on: rec.on, ...options });
   rec.dispose = client.subscribe({ query: SECURITY_EVENTS }, {
     next: (result) => (result.data ? rec.event(result.data.securityEvents) : rec.errors.push(result.errors)),
     error: (err) => rec.errors.push(err),
