@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 	"github.com/authgql/server/internal/devdb"
 	"github.com/authgql/server/internal/metrics"
 	"github.com/authgql/server/internal/mongodb"
+	"github.com/authgql/server/internal/tracing"
 )
 
 func main() {
@@ -91,8 +93,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		defer stopMetrics()
 	}
-	cmdMonitor, poolMonitor := m.MongoMonitors()
-	client, err := mongodb.Connect(ctx, mongoURI, mongodb.Monitors{Command: cmdMonitor, Pool: poolMonitor})
+	traced := ln != nil && tracing.Enabled(getenv)
+	monitors := []mongodb.Monitors{{}}
+	monitors[0].Command, monitors[0].Pool = m.MongoMonitors()
+	if traced {
+		// The SDK reads the rest of its settings (endpoint, headers,
+		// sampler, service name) from the standard OTEL_* variables.
+		shutdownTracing, err := tracing.Setup(ctx, buildVersion())
+		if err != nil {
+			return err
+		}
+		defer func() {
+			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := shutdownTracing(flush); err != nil {
+				logger.Warn("tracing: flushing spans at shutdown failed", "err", err)
+			}
+		}()
+		monitors = append(monitors, mongodb.Monitors{Command: tracing.MongoMonitor()})
+		logger.Info("traces are exported over OTLP/HTTP (OTEL_EXPORTER_OTLP_*)")
+	}
+	client, err := mongodb.Connect(ctx, mongoURI, monitors...)
 	if err != nil {
 		return err
 	}
@@ -105,7 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	keysCommand := len(args) > 1 && args[1] == "keys"
 	a, err := app.New(ctx, app.Deps{Config: cfg, Logger: logger, DB: client.Database(cfg.MongoDatabase), Now: time.Now,
-		ObserveKeys: keysCommand, Metrics: m})
+		ObserveKeys: keysCommand, Metrics: m, Tracing: traced})
 	if err != nil {
 		return err
 	}
@@ -233,9 +254,9 @@ func runAdmin(ctx context.Context, svc *auth.Service, args []string, stdout io.W
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.Production() {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(tracing.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(tracing.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // ferretLogger keeps the embedded database's chatty logs (it logs every failed
@@ -259,4 +280,13 @@ func writeAddrFile(path, addr string) error {
 		return fmt.Errorf("ADDR_FILE: %w", err)
 	}
 	return nil
+}
+
+// buildVersion is the module version the binary was built from, for the
+// traces' service.version.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
 }

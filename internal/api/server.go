@@ -39,6 +39,8 @@ type Options struct {
 	// own, allowed to use the refresh cookie like CORSOrigins.
 	PublicURL string
 	Cookie    CookieOptions
+	// Tracing makes a span of each request (OpenTelemetry is set up).
+	Tracing bool
 }
 
 // Deps are what the HTTP surface serves.
@@ -69,5 +71,8 @@ func NewServer(d Deps) http.Handler {
 	h = logRequests(d.Logger, h)
 	h = measure(d.Metrics, h)
 	h = withRequestID(h)
+	if d.Options.Tracing {
+		h = traceRequests(d.Options.TrustedProxies, h)
+	}
 	return h
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/authgql/server/internal/outbox"
 	"github.com/authgql/server/internal/playground"
 	"github.com/authgql/server/internal/token"
+	"github.com/authgql/server/internal/tracing"
 	"github.com/authgql/server/internal/ws"
 )
 
@@ -50,6 +51,10 @@ type Deps struct {
 	// Metrics, when not nil, is instrumented by every part of the server
 	// (METRICS_ADDR); the database client's monitors are the caller's.
 	Metrics *metrics.Metrics
+	// Tracing adds the request, GraphQL operation and resolver spans
+	// (OpenTelemetry is set up; the database client's monitor is the
+	// caller's).
+	Tracing bool
 }
 
 // MailDeps adjust mail delivery (tests).
@@ -196,6 +201,9 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	svc.OnSessionsEnded(sockets.SessionsEnded)
 	gql.AddTransport(sockets.Transport())
 	gql.Use(sockets.Operations())
+	if d.Tracing {
+		gql.Use(tracing.GraphQL())
+	}
 	if m := d.Metrics; m != nil {
 		pending, _ := outboxStore.(pendingCounter)
 		observe(m, svc, sockets, pending)
@@ -227,6 +235,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 			TrustedProxies: cfg.TrustedProxies,
 			HSTS:           cfg.TLSCertFile != "",
 			PublicURL:      cfg.PublicURL,
+			Tracing:        d.Tracing,
 			Cookie: api.CookieOptions{
 				Enabled:  cfg.AuthCookie,
 				Domain:   cfg.AuthCookieDomain,

@@ -7,8 +7,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/crypto/bcrypt"
 )
+
+// tracer makes the password spans (a no-op unless tracing is set up).
+var tracer = otel.Tracer("github.com/authgql/server/internal/auth")
 
 // hasher runs bcrypt under a concurrency bound, so that a flood of password
 // checks queues briefly and then fails fast instead of slowing every request.
@@ -52,6 +59,10 @@ func (h *hasher) acquire(ctx context.Context) error {
 		return nil
 	case <-t.C:
 		h.observer.HashAdmission(time.Since(start), false)
+		_, span := tracer.Start(ctx, "password.admission", trace.WithTimestamp(start),
+			trace.WithAttributes(attribute.Int64("authgql.hash.queue_wait_ms", time.Since(start).Milliseconds())))
+		span.SetStatus(codes.Error, "busy: every hashing slot stayed taken")
+		span.End()
 		return errBusy()
 	case <-ctx.Done():
 		return ctx.Err()
@@ -72,9 +83,9 @@ func (h *hasher) reserve(ctx context.Context) (release func(), err error) {
 }
 
 // compareReserved is compare for a caller holding a slot from reserve.
-func (h *hasher) compareReserved(hash []byte, password string) bool {
+func (h *hasher) compareReserved(ctx context.Context, hash []byte, password string) bool {
 	var ok bool
-	h.background(func() { ok = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil })
+	h.background(ctx, "password.compare", func() { ok = bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil })
 	return ok
 }
 
@@ -85,7 +96,7 @@ func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {
 	defer h.release()
 	var out []byte
 	var err error
-	h.background(func() { out, err = bcrypt.GenerateFromPassword([]byte(password), h.cost) })
+	h.background(ctx, "password.hash", func() { out, err = bcrypt.GenerateFromPassword([]byte(password), h.cost) })
 	return out, err
 }
 
@@ -94,9 +105,14 @@ func (h *hasher) hash(ctx context.Context, password string) ([]byte, error) {
 // server also gives Go a processor per hashing slot beyond the CPU count, so
 // request goroutines never queue behind bcrypt for one.) The thread is never
 // unlocked, so it exits with the goroutine and its priority goes with it.
-func (h *hasher) background(fn func()) {
+func (h *hasher) background(ctx context.Context, name string, fn func()) {
+	start := time.Now()
 	h.compute <- struct{}{} // admitted callers wait at most about one hash time here
 	defer func() { <-h.compute }()
+	_, span := tracer.Start(ctx, name, trace.WithAttributes(
+		attribute.Int64("authgql.hash.queue_wait_ms", time.Since(start).Milliseconds()),
+		attribute.Int("authgql.hash.cost", h.cost)))
+	defer span.End()
 	h.checks.Add(1)
 	done := make(chan struct{})
 	go func() {

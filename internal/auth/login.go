@@ -92,7 +92,7 @@ func (s *Service) checkPassword(ctx context.Context, event, key string, find fun
 	if u != nil {
 		hash, who = u.PasswordHash, slog.String("user_id", u.ID)
 	}
-	ok := s.hasher.compareReserved(hash, password)
+	ok := s.hasher.compareReserved(ctx, hash, password)
 	release()
 	if !ok || u == nil {
 		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", event), slog.String("outcome", "failure"), who, ip)

@@ -41,12 +41,12 @@ func Connect(ctx context.Context, uri string, monitors ...Monitors) (*mongo.Clie
 		SetTimeout(10 * time.Second).
 		ApplyURI(uri).
 		SetWriteConcern(&writeconcern.WriteConcern{W: writeconcern.WCMajority, Journal: &journal})
-	for _, m := range monitors {
-		if m.Command != nil {
-			opts.SetMonitor(m.Command)
+	if cmd, pool := combine(monitors); cmd != nil || pool != nil {
+		if cmd != nil {
+			opts.SetMonitor(cmd)
 		}
-		if m.Pool != nil {
-			opts.SetPoolMonitor(m.Pool)
+		if pool != nil {
+			opts.SetPoolMonitor(pool)
 		}
 	}
 	client, err := mongo.Connect(opts)
@@ -66,6 +66,66 @@ func Connect(ctx context.Context, uri string, monitors ...Monitors) (*mongo.Clie
 type Monitors struct {
 	Command *event.CommandMonitor
 	Pool    *event.PoolMonitor
+}
+
+// combine makes one command monitor and one pool monitor of several (the
+// driver takes one of each).
+func combine(ms []Monitors) (*event.CommandMonitor, *event.PoolMonitor) {
+	var cmds []*event.CommandMonitor
+	var pools []*event.PoolMonitor
+	for _, m := range ms {
+		if m.Command != nil {
+			cmds = append(cmds, m.Command)
+		}
+		if m.Pool != nil {
+			pools = append(pools, m.Pool)
+		}
+	}
+	var cmd *event.CommandMonitor
+	switch len(cmds) {
+	case 0:
+	case 1:
+		cmd = cmds[0]
+	default:
+		cmd = &event.CommandMonitor{
+			Started: func(ctx context.Context, e *event.CommandStartedEvent) {
+				for _, c := range cmds {
+					if c.Started != nil {
+						c.Started(ctx, e)
+					}
+				}
+			},
+			Succeeded: func(ctx context.Context, e *event.CommandSucceededEvent) {
+				for _, c := range cmds {
+					if c.Succeeded != nil {
+						c.Succeeded(ctx, e)
+					}
+				}
+			},
+			Failed: func(ctx context.Context, e *event.CommandFailedEvent) {
+				for _, c := range cmds {
+					if c.Failed != nil {
+						c.Failed(ctx, e)
+					}
+				}
+			},
+		}
+	}
+	var pool *event.PoolMonitor
+	switch len(pools) {
+	case 0:
+	case 1:
+		pool = pools[0]
+	default:
+		pool = &event.PoolMonitor{Event: func(e *event.PoolEvent) {
+			for _, p := range pools {
+				if p.Event != nil {
+					p.Event(e)
+				}
+			}
+		}}
+	}
+	return cmd, pool
 }
 
 // Pinger reports whether the database answers, for readiness checks.
