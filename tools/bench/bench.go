@@ -5,9 +5,11 @@
 // the bcrypt hash rate, the database's own point-read rate, and a bare
 // net/http handler answering `me` (cmd/floor). The main run signs with HS256,
 // as the floor verifies; `me` is then measured against a fresh server per
-// JWT_ALGORITHM, each asymmetric one compared with HS256 (issue 13). A soak
-// phase then runs login, me, refresh and logout loops against a database of
-// many sessions.
+// JWT_ALGORITHM, each asymmetric one compared with HS256 (issue 13). The
+// sockets phase holds thousands of idle authenticated WebSockets open and
+// measures what each costs the server and whether me keeps its rate beside
+// them (issue 15). A soak phase then runs login, me, refresh and logout loops
+// against a database of many sessions.
 //
 // It is a module of its own (tools/bench): the server's module does not
 // depend on it, and it reaches the server only over HTTP and the database
@@ -49,6 +51,13 @@ type Config struct {
 	SoakInterval time.Duration
 	SoakSessions int
 
+	// Sockets is how many idle authenticated WebSockets the sockets phase
+	// opens (0: no sockets phase), each sitting idle for SocketsIdle before
+	// the server's memory is read; SocketsOnly runs that phase alone.
+	Sockets     int
+	SocketsIdle time.Duration
+	SocketsOnly bool
+
 	MongoURI string // empty: the server's embedded database, fresh
 	Out      string // JSON results; empty: none
 	PerfDir  string // where perf(1) profiles of the server go, one per phase; empty: none
@@ -68,6 +77,7 @@ func Defaults(short bool) Config {
 		// how the size weighs.
 		CeilingDuration: 10 * time.Second, Users: 200, BcryptCost: 12, BcryptSamples: 7,
 		Soak: 3 * time.Minute, SoakInterval: 20 * time.Second, SoakSessions: 10000,
+		Sockets: 5000, SocketsIdle: 5 * time.Second,
 		Out: "bench-results.json",
 	}
 	if short {
@@ -75,6 +85,7 @@ func Defaults(short bool) Config {
 		c.PhaseDuration, c.MixedDuration, c.Warmup, c.AlgDuration = 3*time.Second, 3*time.Second, time.Second, 3*time.Second
 		c.CeilingDuration, c.BcryptSamples = 2*time.Second, 3
 		c.Soak, c.SoakInterval = 0, 5*time.Second
+		c.Sockets, c.SocketsIdle = 500, 3*time.Second
 	}
 	return c
 }
@@ -109,6 +120,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	env := serverSettings(cfg, filepath.Join(tmp, "data"), runID, randomText(32))
 	if cfg.MongoURI != "" {
 		defer dropDatabase(cfg.MongoURI, env["MONGODB_DATABASE"])
+	}
+	if cfg.SocketsOnly {
+		sockets, err := runSockets(ctx, cfg, bins.server, env, runID, logf)
+		if err != nil {
+			return err
+		}
+		return finish(cfg, newReport(cfg, startedAt, loadAvg, Limits{}, nil, nil, ServerUsage{}, sockets, nil), stdout)
 	}
 	// The server creates its collections and indexes when it starts (on the
 	// embedded database, an index that its lookups by _id use): start it once,
@@ -158,6 +176,13 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 
+	var sockets *SocketsResult
+	if cfg.Sockets > 0 {
+		if sockets, err = runSockets(ctx, cfg, bins.server, env, runID, logf); err != nil {
+			return err
+		}
+	}
+
 	var soak *SoakResult
 	if cfg.Soak > 0 {
 		if soak, err = runSoak(ctx, cfg, bins.server, env, seeded, accounts, logf); err != nil {
@@ -165,7 +190,11 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		}
 	}
 
-	rep := newReport(cfg, startedAt, loadAvg, limits, phases, algs, server, soak)
+	return finish(cfg, newReport(cfg, startedAt, loadAvg, limits, phases, algs, server, sockets, soak), stdout)
+}
+
+// finish prints the report and writes it to cfg.Out.
+func finish(cfg Config, rep *Report, stdout io.Writer) error {
 	rep.print(stdout)
 	if cfg.Out == "" {
 		return nil

@@ -26,6 +26,7 @@ type Report struct {
 	Algorithms []AlgorithmResult `json:"algorithms,omitempty"`
 	Server     ServerUsage       `json:"server"`
 	Ratios     []Ratio           `json:"ratios"`
+	Sockets    *SocketsResult    `json:"sockets,omitempty"`
 	Soak       *SoakResult       `json:"soak,omitempty"`
 }
 
@@ -72,7 +73,7 @@ type Ratio struct {
 const rssTargetBytes = 150 << 20
 
 func newReport(cfg Config, startedAt time.Time, loadAvg string, limits Limits, phases []PhaseResult, algs []AlgorithmResult,
-	server ServerUsage, soak *SoakResult) *Report {
+	server ServerUsage, sockets *SocketsResult, soak *SoakResult) *Report {
 	r := &Report{
 		StartedAt: startedAt.UTC().Truncate(time.Second),
 		Machine: Machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), OS: runtime.GOOS + "/" + runtime.GOARCH,
@@ -84,6 +85,7 @@ func newReport(cfg Config, startedAt time.Time, loadAvg string, limits Limits, p
 		Phases:     phases,
 		Algorithms: algs,
 		Server:     server,
+		Sockets:    sockets,
 		Soak:       soak,
 	}
 	r.Ratios = r.ratios()
@@ -109,8 +111,11 @@ func (r *Report) phase(name string) (PhaseResult, bool) {
 }
 
 // ratios are the comparisons issue 7 sets targets for; a phase that did not
-// run leaves its ratios out.
+// run leaves its ratios out, and a run of the sockets phase alone has none.
 func (r *Report) ratios() []Ratio {
+	if len(r.Phases) == 0 && len(r.Algorithms) == 0 {
+		return nil
+	}
 	var out []Ratio
 	fraction := func(name string, v, atLeast float64) {
 		out = append(out, Ratio{Name: name, Value: v, Display: fmt.Sprintf("%.2f", v),
@@ -177,15 +182,46 @@ func cpuPerRequest(p PhaseResult) float64 {
 
 // print writes the human-readable table.
 func (r *Report) print(w io.Writer) {
-	m, s, l := r.Machine, r.Settings, r.Limits
-	mode := "full"
-	if s.Short {
-		mode = "short"
-	}
+	m := r.Machine
 	fmt.Fprintf(w, "\nauthgql bench · %s · %d × %s · %s · %s · load avg at start %s\n",
 		r.StartedAt.Format("2006-01-02 15:04 MST"), m.CPUs, orUnknown(m.CPUModel), m.OS, m.GoVersion, orUnknown(m.LoadAvgStart))
+	if len(r.Phases) > 0 || len(r.Algorithms) > 0 {
+		r.printMain(w)
+	} else {
+		fmt.Fprintf(w, "mode %s, the sockets phase only (phases %gs), %s\n", r.mode(), r.Settings.PhaseS, r.Settings.Database)
+	}
+	if r.Sockets != nil {
+		r.Sockets.print(w)
+	}
+	if r.Soak != nil {
+		r.Soak.print(w)
+	}
+	measured := slices.Clone(r.Phases)
+	for _, a := range r.Algorithms {
+		measured = append(measured, a.Me)
+	}
+	if r.Sockets != nil {
+		measured = append(measured, r.Sockets.errorRows()...)
+	}
+	printErrors(w, measured)
+	if r.Soak != nil {
+		printErrors(w, []PhaseResult{{Name: "soak", ErrorKinds: r.Soak.ErrorKinds, ErrorSamples: r.Soak.ErrorSamples}})
+	}
+}
+
+func (r *Report) mode() string {
+	if r.Settings.Short {
+		return "short"
+	}
+	return "full"
+}
+
+// printMain writes the limits, the phases of the main run and of the
+// algorithms, and their ratios.
+func (r *Report) printMain(w io.Writer) {
+	s, l := r.Settings, r.Limits
 	fmt.Fprintf(w, "mode %s (phases %gs, me alone and mixed %gs), bcrypt cost %d, %s seeded with %d users\n\n",
-		mode, s.PhaseS, s.MixedS, s.BcryptCost, s.Database, s.SeededUsers)
+		r.mode(), s.PhaseS, s.MixedS, s.BcryptCost, s.Database, s.SeededUsers)
 
 	fmt.Fprintf(w, "limits\n  bcrypt:       %s per hash (median of %d) → %.1f hashes/s on %d cores\n",
 		duration(l.BcryptHashMS), len(l.BcryptSamplesMS), l.BcryptPerSecond, l.Cores)
@@ -218,17 +254,6 @@ func (r *Report) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%-38s %9s %10s  %s\n", x.Name, x.Display, x.Target, verdict)
 	}
-	if r.Soak != nil {
-		r.Soak.print(w)
-	}
-	measured := slices.Clone(r.Phases)
-	for _, a := range r.Algorithms {
-		measured = append(measured, a.Me)
-	}
-	printErrors(w, measured)
-	if r.Soak != nil {
-		printErrors(w, []PhaseResult{{Name: "soak", ErrorKinds: r.Soak.ErrorKinds, ErrorSamples: r.Soak.ErrorSamples}})
-	}
 }
 
 // print writes the soak's table: one line per interval, then its checks.
@@ -245,19 +270,24 @@ func (s *SoakResult) print(w io.Writer) {
 			duration(iv.MeP99MS), duration(iv.RefreshP50MS), iv.Busy, iv.Errors, iv.ServerCores, megabytes(iv.RSSBytes), iv.Goroutines)
 	}
 	fmt.Fprintf(w, "%-12s %s\n", "", "(busy: logins turned away, RATE_LIMITED, and retried; srv rss and goroutines at the end of the interval)")
-	fmt.Fprintf(w, "\n%-38s %9s %10s\n", "soak check", "value", "target")
-	for _, x := range s.Checks {
-		verdict := "PASS"
-		if !x.Met {
-			verdict = "FAIL"
-		}
-		fmt.Fprintf(w, "%-38s %9s %10s  %s\n", x.Name, x.Display, x.Target, verdict)
-	}
+	printChecks(w, "soak check", s.Checks)
 	if len(s.ServerErrors) > 0 {
 		fmt.Fprintf(w, "\nthe server's last errors during the soak:\n")
 		for _, line := range s.ServerErrors {
 			fmt.Fprintf(w, "  %s\n", line)
 		}
+	}
+}
+
+// printChecks writes a phase's checks, each PASS or FAIL.
+func printChecks(w io.Writer, title string, checks []Ratio) {
+	fmt.Fprintf(w, "\n%-38s %9s %10s\n", title, "value", "target")
+	for _, x := range checks {
+		verdict := "PASS"
+		if !x.Met {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%-38s %9s %10s  %s\n", x.Name, x.Display, x.Target, verdict)
 	}
 }
 

@@ -15,6 +15,9 @@
 //	me ES256      32  … with ES256, after `keys rotate --now` with that algorithm
 //	me EdDSA      32  … with EdDSA
 //	me RS256      32  … with RS256
+//	sockets           -sockets idle authenticated WebSockets (5,000) against a
+//	              32  fresh server: its memory per socket, and me beside them
+//	                  and after they closed
 //	soak          16  login → 60 × me → 3 × refreshToken → logout, in a loop,
 //	                  against a fresh server on a database of many sessions
 //
@@ -27,7 +30,8 @@
 //
 // Usage, from tools/bench (make bench does this):
 //
-//	go run ./cmd/bench [-repo ../..] [-short] [-cost 12] [-soak 3m] [-out FILE] [...]
+//	go run ./cmd/bench [-repo ../..] [-short] [-cost 12] [-soak 3m] [-sockets 5000] [-out FILE] [...]
+//	go run ./cmd/bench -sockets-only [-sockets N]   # the sockets phase alone
 package main
 
 import (
@@ -79,6 +83,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (bench.C
 	soak := fs.Duration("soak", full.Soak, fmt.Sprintf("the soak phase, in whole intervals; 0 for none (-short: %s)", short.Soak))
 	interval := fs.Duration("soak-interval", full.SoakInterval, fmt.Sprintf("the soak's reporting interval (-short: %s)", short.SoakInterval))
 	sessions := fs.Int("soak-sessions", full.SoakSessions, "sessions in the database when the soak starts (seeded up to this many)")
+	sockets := fs.Int("sockets", full.Sockets, fmt.Sprintf("idle authenticated WebSockets the sockets phase holds open; 0 for no sockets phase (-short: %d)", short.Sockets))
+	socketsIdle := fs.Duration("sockets-idle", full.SocketsIdle, fmt.Sprintf("how long the sockets sit idle before the server's memory is read (-short: %s)", short.SocketsIdle))
+	socketsOnly := fs.Bool("sockets-only", false, "run the sockets phase alone (with its own me phases), nothing else")
 	users := fs.Int("users", full.Users, "user documents seeded into the server's database before it starts; point reads are measured on them")
 	cost := fs.Int("cost", full.BcryptCost, "bcrypt cost: the server's BCRYPT_COST and the reference hash")
 	out := fs.String("out", "", `JSON results file (default: bench-results.json in -repo; "-" for none)`)
@@ -111,8 +118,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (bench.C
 			cfg.Soak = *soak
 		case "soak-interval":
 			cfg.SoakInterval = *interval
+		case "sockets":
+			cfg.Sockets = *sockets
+		case "sockets-idle":
+			cfg.SocketsIdle = *socketsIdle
 		}
 	})
+	cfg.SocketsOnly = *socketsOnly
 	cfg.SoakSessions, cfg.Users, cfg.BcryptCost, cfg.PerfDir, cfg.PprofDir, cfg.RepoDir, cfg.GoCmd =
 		*sessions, *users, *cost, *perf, *pprof, *repo, *goCmd
 	switch *out {
@@ -138,6 +150,12 @@ func validate(c bench.Config) error {
 	}
 	if c.Users < 1 {
 		return fmt.Errorf("-users must be at least 1: point reads need a document to read")
+	}
+	if c.Sockets < 0 || c.SocketsIdle <= 0 {
+		return fmt.Errorf("-sockets must not be negative and -sockets-idle must be positive")
+	}
+	if c.SocketsOnly && c.Sockets == 0 {
+		return fmt.Errorf("-sockets-only needs sockets: -sockets must be positive")
 	}
 	if c.SoakSessions < 0 {
 		return fmt.Errorf("-soak-sessions must not be negative")

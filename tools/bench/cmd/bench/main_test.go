@@ -80,3 +80,34 @@ func TestParseRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSockets(t *testing.T) {
+	none := func(string) string { return "" }
+	tests := []struct {
+		args        []string
+		sockets     int
+		idle        time.Duration
+		socketsOnly bool
+	}{
+		{nil, 5000, 5 * time.Second, false},
+		{[]string{"-short"}, 500, 3 * time.Second, false},
+		{[]string{"-short", "-sockets", "2000"}, 2000, 3 * time.Second, false},
+		{[]string{"-sockets", "0"}, 0, 5 * time.Second, false},
+		{[]string{"-sockets-only", "-sockets-idle", "10s"}, 5000, 10 * time.Second, true},
+	}
+	for _, tt := range tests {
+		cfg, err := parse(tt.args, none, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if cfg.Sockets != tt.sockets || cfg.SocketsIdle != tt.idle || cfg.SocketsOnly != tt.socketsOnly {
+			t.Errorf("%v: got %d sockets idle %s, only %v; want %d, %s, %v", tt.args, cfg.Sockets, cfg.SocketsIdle,
+				cfg.SocketsOnly, tt.sockets, tt.idle, tt.socketsOnly)
+		}
+	}
+	for _, args := range [][]string{{"-sockets", "-1"}, {"-sockets-only", "-sockets", "0"}, {"-sockets-idle", "0s"}} {
+		if _, err := parse(args, none, io.Discard); err == nil {
+			t.Errorf("%v: got no error", args)
+		}
+	}
+}
