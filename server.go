@@ -46,6 +46,9 @@ func main() {
 // It does only what belongs to a process: environment, signals, listeners and
 // shutdown; internal/app builds the server itself.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "healthcheck" {
+		return healthcheck(ctx, getenv, stdout)
+	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -157,7 +160,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer stopPprof()
 	}
 	if ln == nil {
-		return fmt.Errorf("unknown command %q (admin, keys, or none to serve)", args[1])
+		return fmt.Errorf("unknown command %q (admin, keys, healthcheck, or none to serve)", args[1])
 	}
 	return serve(ctx, cfg, ln, a.Handler, a.Sockets.Shutdown, logger)
 }
