@@ -3,6 +3,8 @@ package api_test
 import (
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -194,5 +196,42 @@ func TestMetricsNotOnThePublicPort(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusNotFound || strings.Contains(string(body), "authgql_") {
 		t.Fatalf("GET /metrics on the public port: %d %s", res.StatusCode, body)
+	}
+}
+
+// The Grafana dashboard and the Prometheus alert rules in deploy/ use only
+// metrics the server registers (an unobserved one is registered too: a
+// scrape would not show it).
+func TestDeployDashboardsUseRealMetrics(t *testing.T) {
+	o := defaultOptions()
+	m := metrics.New()
+	o.metrics = m
+	newEnvWith(t, o) // the app registers its gauges
+	known := map[string]bool{}
+	for _, n := range m.Names() {
+		known[n] = true
+	}
+	name := regexp.MustCompile(`\bauthgql_[a-z0-9_]+`)
+	for _, file := range []string{"../../deploy/grafana/authgql.json", "../../deploy/prometheus/alerts.yml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		used := 0
+		for _, n := range name.FindAllString(string(b), -1) {
+			base := n
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if strings.HasSuffix(n, suffix) && known[strings.TrimSuffix(n, suffix)] {
+					base = strings.TrimSuffix(n, suffix)
+				}
+			}
+			if !known[base] {
+				t.Errorf("%s uses %s, which the server does not export", file, n)
+			}
+			used++
+		}
+		if used == 0 {
+			t.Errorf("%s uses no authgql_ metric", file)
+		}
 	}
 }

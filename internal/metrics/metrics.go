@@ -19,6 +19,7 @@ const ns = "authgql"
 // Metrics holds the registry and the metrics written by request paths.
 type Metrics struct {
 	Registry *prometheus.Registry
+	names    *[]string // every authgql_ metric registered, for Names
 
 	httpRequests  *prometheus.CounterVec
 	httpDuration  *prometheus.HistogramVec
@@ -49,9 +50,11 @@ var latency = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 
 func New() *Metrics {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	f := factory{r}
+	names := new([]string)
+	f := factory{r, names}
 	m := &Metrics{
 		Registry: r,
+		names:    names,
 		httpRequests: f.counterVec("http_requests_total", "HTTP requests by route and status class.",
 			"route", "code"),
 		httpDuration: f.histogramVec("http_request_duration_seconds", "HTTP request duration by route (a WebSocket's whole life is not counted).",
@@ -77,9 +80,9 @@ func New() *Metrics {
 		mailDelivered: f.counterVec("mail_deliveries_total", "Mail delivery attempts by outcome (sent, retry, failed).", "outcome"),
 		lastSync:      &lastSync{},
 	}
-	r.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "revocation_sync_lag_seconds",
-		Help: "Seconds since the last successful revocation-log sync (revocations from other instances are at most this late, plus the sync's own time)."},
-		m.lastSync.lag))
+	m.GaugeFunc("revocation_sync_lag_seconds",
+		"Seconds since the last successful revocation-log sync (revocations from other instances are at most this late, plus the sync's own time).",
+		m.lastSync.lag)
 	return m
 }
 
@@ -91,7 +94,13 @@ func (m *Metrics) Handler() http.Handler {
 // GaugeFunc registers a gauge read from fn at each scrape.
 func (m *Metrics) GaugeFunc(name, help string, fn func() float64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, fn))
+	*m.names = append(*m.names, ns+"_"+name)
 }
+
+// Names lists every authgql_ metric registered (also those not yet
+// observed, which a scrape does not show), for checks of dashboards and
+// alert rules.
+func (m *Metrics) Names() []string { return append([]string(nil), *m.names...) }
 
 // HTTP records one request.
 func (m *Metrics) HTTP(route string, status int, took time.Duration) {
@@ -209,34 +218,44 @@ func (m *Metrics) Synced(took time.Duration, err error) {
 	m.lastSync.mark()
 }
 
-type factory struct{ r *prometheus.Registry }
+type factory struct {
+	r     *prometheus.Registry
+	names *[]string
+}
+
+func (f factory) add(name string) { *f.names = append(*f.names, ns+"_"+name) }
 
 func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help}, labels)
 	f.r.MustRegister(c)
+	f.add(name)
 	return c
 }
 
 func (f factory) counter(name, help string) prometheus.Counter {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help})
 	f.r.MustRegister(c)
+	f.add(name)
 	return c
 }
 
 func (f factory) gauge(name, help string) prometheus.Gauge {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help})
 	f.r.MustRegister(g)
+	f.add(name)
 	return g
 }
 
 func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: name, Help: help, Buckets: buckets})
 	f.r.MustRegister(h)
+	f.add(name)
 	return h
 }
 
 func (f factory) histogramVec(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: name, Help: help, Buckets: buckets}, labels)
 	f.r.MustRegister(h)
+	f.add(name)
 	return h
 }
