@@ -64,8 +64,8 @@ type Config struct {
 	PprofDir string // where Go CPU and allocation profiles of the server go, per phase; empty: none
 }
 
-// Defaults returns the full run, or with short the one that ends within a
-// minute.
+// Defaults returns the full run, or with short the one that ends in about two
+// minutes.
 func Defaults(short bool) Config {
 	c := Config{
 		RepoDir: "../..", GoCmd: "go", Short: short,

@@ -201,7 +201,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestPrintSocketsOnly(t *testing.T) {
 	s := &SocketsResult{Sockets: 500, Opening: PhaseResult{Name: "sockets: open", Requests: 500, Concurrency: 64},
 		Before: ServerMemory{RSSBytes: 40 << 20}, Open: ServerMemory{RSSBytes: 60 << 20},
-		MeOpen: phase("sockets: me, 500 open", 9000, 5, 0), MeAlone: phase("sockets: me alone", 10000, 5, 0), OpenAtEnd: 499,
+		MeOpen: phase("me, 500 sockets", 9000, 5, 0), MeAlone: phase("me, no sockets", 10000, 5, 0), OpenAtEnd: 499,
 		Dropped: 1, DropKinds: map[string]int{"close 1001 server shutting down": 1},
 		DropSamples: map[string]string{"close 1001 server shutting down": "close 1001 server shutting down: …"}}
 	s.PerSocket = perSocket(s.Before, s.Open, 500)
@@ -215,8 +215,8 @@ func TestPrintSocketsOnly(t *testing.T) {
 	r.print(&buf)
 	out := buf.String()
 	for _, want := range []string{"the sockets phase only", "500 idle authenticated WebSockets", "per socket", "41.0 KiB",
-		"sockets: me, 500 open", "sockets: me alone", "memory per idle socket (server RSS)", "41.0 KiB   < 20 KiB  FAIL",
-		"me, sockets open / me alone                 0.90     ≥ 0.90  PASS", "sockets open after me", "1 × close 1001"} {
+		"\nme, 500 sockets  ", "\nme, no sockets  ", "memory per idle socket (server RSS)", "41.0 KiB   < 20 KiB  FAIL",
+		"me, sockets open / no sockets               0.90     ≥ 0.90  PASS", "sockets open after me", "1 × close 1001"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the table lacks %q:\n%s", want, out)
 		}

@@ -74,7 +74,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (bench.C
 	full, short := bench.Defaults(false), bench.Defaults(true)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	isShort := fs.Bool("short", false, "short phases: the whole run within a minute")
+	isShort := fs.Bool("short", false, "short phases, 500 sockets and no soak: the whole run in about two minutes")
 	phase := fs.Duration("duration", full.PhaseDuration, fmt.Sprintf("each of the me, floor, login, register and refreshToken phases (-short: %s)", short.PhaseDuration))
 	mixed := fs.Duration("mixed-duration", full.MixedDuration, fmt.Sprintf("the me-alone phase and the mixed phase (-short: %s)", short.MixedDuration))
 	alg := fs.Duration("alg-duration", full.AlgDuration, fmt.Sprintf("me against a fresh server signing with HS256, ES256, EdDSA and RS256, each; 0 for none (-short: %s)", short.AlgDuration))
