@@ -16,7 +16,7 @@ import (
 // stopping the server closes it with 1001 before run returns.
 func TestRunWebSocketsOutliveHTTPTimeoutsAndCloseOnShutdown(t *testing.T) {
 	env := map[string]string{"PORT": "0", "HOST": "127.0.0.1", "DATA_DIR": t.TempDir(), "BCRYPT_COST": "10",
-		"HTTP_READ_TIMEOUT": "1s", "HTTP_WRITE_TIMEOUT": "1s"}
+		"HTTP_READ_TIMEOUT": "3s", "HTTP_WRITE_TIMEOUT": "3s"}
 	base, out, stop := start(t, env)
 	reg := gql(t, base, "", `mutation($i: RegisterInput!) { register(input: $i) { accessToken } }`,
 		map[string]any{"i": map[string]any{"username": "wendy", "email": "wendy@example.com", "password": fixturePassword}})
@@ -65,7 +65,7 @@ func TestRunWebSocketsOutliveHTTPTimeoutsAndCloseOnShutdown(t *testing.T) {
 	if f := next(); f["type"] != "connection_ack" {
 		t.Fatalf("got %v, want connection_ack", f)
 	}
-	time.Sleep(2500 * time.Millisecond) // past HTTP_READ_TIMEOUT and HTTP_WRITE_TIMEOUT
+	time.Sleep(3500 * time.Millisecond) // past HTTP_READ_TIMEOUT and HTTP_WRITE_TIMEOUT
 	send(map[string]any{"type": "subscribe", "id": "1", "payload": map[string]any{"query": "{ me { username } }"}})
 	f := next()
 	if b, _ := json.Marshal(f); f["type"] != "next" || !strings.Contains(string(b), `"wendy"`) {
