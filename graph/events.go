@@ -36,6 +36,11 @@ func (r *subscriptionResolver) securityEvents(ctx context.Context) (<-chan *mode
 					return
 				}
 				own := ev.SessionID != "" && ev.SessionID == c.SessionID
+				if own && ev.Type == auth.EventSessionCreated {
+					// The socket's own sign-in, read by the sync just after
+					// subscribing: not news to it.
+					continue
+				}
 				ends := own && ev.Type == auth.EventSessionRevoked
 				if ends && sock != nil {
 					sock.CloseAfterNextWrite(ws.CodeForbidden, auth.ReasonSessionRevoked)

@@ -122,6 +122,70 @@ func (r *mutationResolver) DeleteUser(ctx context.Context, id string) (bool, err
 	return r.auth.DeleteUser(ctx, id)
 }
 
+func (r *mutationResolver) EnrollTotp(ctx context.Context) (*auth.TotpEnrollment, error) {
+	return r.auth.EnrollTotp(ctx)
+}
+
+func (r *mutationResolver) ConfirmTotp(ctx context.Context, code string) (*model.TotpConfirmation, error) {
+	codes, res, err := r.auth.ConfirmTotp(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	return &model.TotpConfirmation{RecoveryCodes: codes, Auth: deliver(ctx, res)}, nil
+}
+
+func (r *mutationResolver) VerifyMfa(ctx context.Context, code *string, passkeyResponse map[string]any) (*model.AuthPayload, error) {
+	res, err := r.auth.VerifyMfa(ctx, code, passkeyResponse)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, res), nil
+}
+
+func (r *mutationResolver) DisableTotp(ctx context.Context, code string) (bool, error) {
+	return r.auth.DisableTotp(ctx, code)
+}
+
+func (r *mutationResolver) RegenerateRecoveryCodes(ctx context.Context) ([]string, error) {
+	return r.auth.RegenerateRecoveryCodes(ctx)
+}
+
+func (r *mutationResolver) BeginPasskeyRegistration(ctx context.Context) (map[string]any, error) {
+	return r.auth.BeginPasskeyRegistration(ctx)
+}
+
+func (r *mutationResolver) FinishPasskeyRegistration(ctx context.Context, response map[string]any, name *string) (*auth.Passkey, error) {
+	return r.auth.FinishPasskeyRegistration(ctx, response, name)
+}
+
+func (r *mutationResolver) RenamePasskey(ctx context.Context, id string, name string) (*auth.Passkey, error) {
+	return r.auth.RenamePasskey(ctx, id, name)
+}
+
+func (r *mutationResolver) DeletePasskey(ctx context.Context, id string) (bool, error) {
+	return r.auth.DeletePasskey(ctx, id)
+}
+
+func (r *mutationResolver) BeginMfaPasskey(ctx context.Context) (map[string]any, error) {
+	return r.auth.BeginMfaPasskey(ctx)
+}
+
+func (r *mutationResolver) BeginPasskeyLogin(ctx context.Context) (map[string]any, error) {
+	return r.auth.BeginPasskeyLogin(ctx)
+}
+
+func (r *mutationResolver) FinishPasskeyLogin(ctx context.Context, response map[string]any) (*model.AuthPayload, error) {
+	res, err := r.auth.FinishPasskeyLogin(ctx, response)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, res), nil
+}
+
+func (r *mutationResolver) ResetMfa(ctx context.Context, userID string) (*auth.User, error) {
+	return r.auth.ResetMfa(ctx, userID)
+}
+
 func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 	return r.auth.Me(ctx)
 }
@@ -132,6 +196,10 @@ func (r *queryResolver) Sessions(ctx context.Context) ([]*model.Session, error) 
 		return nil, err
 	}
 	return sessions(list, claims.SessionID), nil
+}
+
+func (r *queryResolver) Passkeys(ctx context.Context) ([]*auth.Passkey, error) {
+	return r.auth.Passkeys(ctx)
 }
 
 func (r *queryResolver) Users(ctx context.Context, first *int, after *string, search *string) (*model.UserConnection, error) {

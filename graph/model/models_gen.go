@@ -82,6 +82,13 @@ type Session struct {
 type Subscription struct {
 }
 
+type TotpConfirmation struct {
+	// Ten single-use recovery codes, shown once: store them safely.
+	RecoveryCodes []string `json:"recoveryCodes"`
+	// New tokens for the same session, now at level 2.
+	Auth *AuthPayload `json:"auth"`
+}
+
 // A page of users (Relay-style).
 type UserConnection struct {
 	Edges    []*UserEdge `json:"edges"`

@@ -16,6 +16,10 @@ const (
 	EventEmailChanged    SecurityEventType = "EMAIL_CHANGED"
 	EventRolesChanged    SecurityEventType = "ROLES_CHANGED"
 	EventAccountDisabled SecurityEventType = "ACCOUNT_DISABLED"
+	EventMFAEnabled      SecurityEventType = "MFA_ENABLED"
+	EventMFADisabled     SecurityEventType = "MFA_DISABLED"
+	EventPasskeyAdded    SecurityEventType = "PASSKEY_ADDED"
+	EventPasskeyRemoved  SecurityEventType = "PASSKEY_REMOVED"
 )
 
 // SecurityEvent is something that happened to an account's security.

@@ -100,6 +100,11 @@ func (m *memUsers) SetDisabled(_ context.Context, id string, disabled bool) (*Us
 	return m.update(id, func(u *User) { u.Disabled = disabled })
 }
 
+func (m *memUsers) SetMFAEnabled(_ context.Context, id string, enabled bool) error {
+	_, err := m.update(id, func(u *User) { u.MFAEnabled = enabled })
+	return err
+}
+
 func (m *memUsers) CountActiveWithRole(_ context.Context, r Role) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -146,6 +151,19 @@ func (m *memSessions) ByID(_ context.Context, id string) (*Session, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
+	return &s, nil
+}
+
+func (m *memSessions) Elevate(_ context.Context, id string, aal int, amr []string, to string, now time.Time) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.byID[id]
+	if !ok || !s.Active(now) {
+		return nil, ErrNotFound
+	}
+	s.AAL, s.AMR = aal, append([]string(nil), amr...)
+	s.PrevHash, s.TokenHash, s.RotatedAt, s.LastUsedAt = s.TokenHash, to, now, now
+	m.byID[id] = s
 	return &s, nil
 }
 

@@ -167,6 +167,11 @@ type Result struct {
 // startSession creates a session for u and issues its first tokens. u must
 // have been read fresh, just before: the session records u's credential stamp.
 func (s *Service) startSession(ctx context.Context, u *User) (*Result, error) {
+	return s.startSessionAAL(ctx, u, 1, []string{AMRPassword})
+}
+
+// startSessionAAL starts a session at an assurance level reached by amr.
+func (s *Service) startSessionAAL(ctx context.Context, u *User, aal int, amr []string) (*Result, error) {
 	now := s.now().UTC()
 	client := ClientFromContext(ctx)
 	sess := &Session{
@@ -179,6 +184,8 @@ func (s *Service) startSession(ctx context.Context, u *User) (*Result, error) {
 		UserAgent:       client.UserAgent,
 		IP:              client.IP,
 		CredentialStamp: u.CredentialStamp,
+		AAL:             aal,
+		AMR:             amr,
 	}
 	refresh := s.keys.root(sess.ID)
 	sess.TokenHash = hashToken(refresh)
@@ -210,7 +217,12 @@ func (s *Service) startSession(ctx context.Context, u *User) (*Result, error) {
 }
 
 func (s *Service) result(ctx context.Context, u *User, sess *Session, refresh string) (*Result, error) {
-	tok, err := s.tokens.Issue(Subject{UserID: u.ID, SessionID: sess.ID, Roles: roleNames(u.Roles), EmailVerified: u.EmailVerified})
+	aal, amr := sess.AAL, sess.AMR
+	if aal == 0 { // a session from before levels existed: a password one
+		aal, amr = 1, []string{AMRPassword}
+	}
+	tok, err := s.tokens.Issue(Subject{UserID: u.ID, SessionID: sess.ID, Roles: roleNames(u.Roles),
+		EmailVerified: u.EmailVerified, AAL: aal, AMR: amr, MFA: u.MFAEnabled})
 	if err != nil {
 		return nil, fmt.Errorf("auth: issue token: %w", err)
 	}

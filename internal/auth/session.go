@@ -27,6 +27,11 @@ type Session struct {
 	// RevokedReason says why: logout, revoked, reused, disabled,
 	// password_changed, password_reset or account_deleted.
 	RevokedReason string
+	// AAL is the session's assurance level (1: a password or nothing more;
+	// 2: a second factor or a passkey with user verification) and AMR the
+	// methods used. A refresh keeps them; verifyMfa raises them.
+	AAL int
+	AMR []string
 	// CredentialStamp is the user's credential stamp when the session began
 	// (or the password was last changed through it); a session whose stamp is
 	// no longer the user's is dead.
@@ -74,6 +79,10 @@ type SessionStore interface {
 	DeleteForUser(ctx context.Context, userID string) (int64, error)
 	// DeleteEnded removes sessions that expired, or were revoked, before before.
 	DeleteEnded(ctx context.Context, before time.Time) (int64, error)
+	// Elevate raises an active session to aal with amr and replaces its
+	// refresh token (hash to; the replaced one becomes the previous one, as
+	// in a rotation); ErrNotFound when the session is not active.
+	Elevate(ctx context.Context, id string, aal int, amr []string, to string, now time.Time) (*Session, error)
 }
 
 // Client describes the device a request comes from, recorded on sessions.

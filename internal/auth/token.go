@@ -9,6 +9,13 @@ type Claims struct {
 	SessionID     string
 	Roles         []string
 	EmailVerified bool // as of issuance
+	// AAL is the session's authenticator assurance level (1 or 2) and AMR
+	// the methods that reached it ("pwd", "otp", "recovery", "webauthn").
+	AAL int
+	AMR []string
+	// MFA says the account had a second factor when the token was issued:
+	// at AAL 1 such a session is confined (see ConfineMFA).
+	MFA           bool
 	TokenID       string
 	IssuedAt      time.Time
 	ExpiresAt     time.Time
@@ -19,6 +26,9 @@ type Subject struct {
 	UserID, SessionID string
 	Roles             []string
 	EmailVerified     bool
+	AAL               int
+	AMR               []string
+	MFA               bool
 }
 
 // AccessToken is a signed access token and when it stops being accepted.

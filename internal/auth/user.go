@@ -29,6 +29,9 @@ type User struct {
 	// in the same write as the new hash. Sessions record the stamp they began
 	// with: one that began from a password read before a change is dead.
 	CredentialStamp string
+	// MFAEnabled says the account has a second factor (a confirmed TOTP
+	// app or a passkey): its password sessions start confined at AAL 1.
+	MFAEnabled bool
 }
 
 // newStamp returns a fresh credential stamp. Random rather than a counter: a
@@ -74,6 +77,8 @@ type UserStore interface {
 	// SetRoles and SetDisabled return the updated user.
 	SetRoles(ctx context.Context, id string, roles []Role) (*User, error)
 	SetDisabled(ctx context.Context, id string, disabled bool) (*User, error)
+	// SetMFAEnabled records whether the account has a second factor.
+	SetMFAEnabled(ctx context.Context, id string, enabled bool) error
 	// CountActiveWithRole counts enabled users holding r.
 	CountActiveWithRole(ctx context.Context, r Role) (int64, error)
 	// List returns up to limit users after the cursor ID (by creation order),

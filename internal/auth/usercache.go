@@ -144,6 +144,11 @@ func (c *userCache) SetDisabled(ctx context.Context, id string, disabled bool) (
 	return c.UserStore.SetDisabled(ctx, id, disabled)
 }
 
+func (c *userCache) SetMFAEnabled(ctx context.Context, id string, enabled bool) error {
+	defer c.forget(id)
+	return c.UserStore.SetMFAEnabled(ctx, id, enabled)
+}
+
 func (c *userCache) SetEmailVerified(ctx context.Context, id, emailKey string) error {
 	defer c.forget(id)
 	return c.UserStore.SetEmailVerified(ctx, id, emailKey)

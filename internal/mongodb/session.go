@@ -35,6 +35,10 @@ type sessionDoc struct {
 	RevokedAt     *time.Time `bson:"revoked_at"` // null while active
 	RevokedReason string     `bson:"revoked_reason,omitempty"`
 	CredStamp     string     `bson:"cred_stamp"`
+	// AAL and AMR are absent from sessions made before levels existed
+	// (password sessions: auth reads 0 as level 1).
+	AAL int      `bson:"aal,omitempty"`
+	AMR []string `bson:"amr,omitempty"`
 }
 
 // expiredRetention is how long after expiry a TTL index (where the server
@@ -78,7 +82,7 @@ func (s *SessionStore) Create(ctx context.Context, sess *auth.Session) error {
 	doc := sessionDoc{
 		ID: sess.ID, UserID: sess.UserID, TokenHash: sess.TokenHash, PrevHash: sess.PrevHash,
 		RotatedAt: sess.RotatedAt, CreatedAt: sess.CreatedAt, LastUsedAt: sess.LastUsedAt, ExpiresAt: sess.ExpiresAt,
-		UserAgent: sess.UserAgent, IP: sess.IP, CredStamp: sess.CredentialStamp,
+		UserAgent: sess.UserAgent, IP: sess.IP, CredStamp: sess.CredentialStamp, AAL: sess.AAL, AMR: sess.AMR,
 	}
 	if _, err := s.coll.InsertOne(ctx, doc); err != nil {
 		return fmt.Errorf("mongodb: insert session: %w", err)
@@ -134,6 +138,35 @@ func (s *SessionStore) Rotate(ctx context.Context, id string, r auth.Rotation) (
 	}
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: rotate session: %w", err)
+	}
+	return doc.session(), nil
+}
+
+// Elevate raises an active session's level and replaces its refresh token
+// (the old one becomes the previous one). A raise is a plain $set of whole
+// values: racing raises of one session end with one of them on either
+// database, each at level 2.
+func (s *SessionStore) Elevate(ctx context.Context, id string, aal int, amr []string, to string, now time.Time) (*auth.Session, error) {
+	sess, err := s.ByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !sess.Active(now) {
+		return nil, auth.ErrNotFound
+	}
+	set := bson.D{
+		{Key: "aal", Value: aal}, {Key: "amr", Value: amr},
+		{Key: "token_hash", Value: to}, {Key: "prev_hash", Value: sess.TokenHash},
+		{Key: "rotated_at", Value: now}, {Key: "last_used_at", Value: now},
+	}
+	var doc sessionDoc
+	err = s.coll.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: set}},
+		options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, auth.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: elevate session: %w", err)
 	}
 	return doc.session(), nil
 }
@@ -249,7 +282,7 @@ func (d *sessionDoc) session() *auth.Session {
 		ID: d.ID, UserID: d.UserID, TokenHash: d.TokenHash, PrevHash: d.PrevHash,
 		RotatedAt: d.RotatedAt.UTC(), CreatedAt: d.CreatedAt.UTC(), LastUsedAt: d.LastUsedAt.UTC(),
 		ExpiresAt: d.ExpiresAt.UTC(), UserAgent: d.UserAgent, IP: d.IP, RevokedReason: d.RevokedReason,
-		CredentialStamp: d.CredStamp,
+		CredentialStamp: d.CredStamp, AAL: d.AAL, AMR: d.AMR,
 	}
 	if d.RevokedAt != nil {
 		s.RevokedAt = d.RevokedAt.UTC()

@@ -36,6 +36,7 @@ type userDoc struct {
 	// EmailVerified is absent from users created before it existed: false.
 	EmailVerified bool   `bson:"email_verified"`
 	CredStamp     string `bson:"cred_stamp"`
+	MFAEnabled    bool   `bson:"mfa_enabled,omitempty"`
 }
 
 // NewUserStore returns a UserStore on db, creating its indexes if needed.
@@ -204,6 +205,12 @@ func (s *UserStore) SetDisabled(ctx context.Context, id string, disabled bool) (
 	return s.update(ctx, id, bson.D{{Key: "disabled", Value: disabled}})
 }
 
+// SetMFAEnabled records whether the user has a second factor.
+func (s *UserStore) SetMFAEnabled(ctx context.Context, id string, enabled bool) error {
+	_, err := s.update(ctx, id, bson.D{{Key: "mfa_enabled", Value: enabled}})
+	return err
+}
+
 // update sets fields of one user. A plain $set of whole values: concurrent
 // updates of the same field end with one of the written values on either
 // database; nothing here counts or compares.
@@ -277,6 +284,7 @@ func (d *userDoc) user() *auth.User {
 
 		EmailVerified:   d.EmailVerified,
 		CredentialStamp: d.CredStamp,
+		MFAEnabled:      d.MFAEnabled,
 	}
 	for _, r := range d.Roles {
 		if r := auth.Role(r); r != auth.RoleUser {

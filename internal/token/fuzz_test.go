@@ -159,7 +159,7 @@ func fuzzIssuer(tb testing.TB, mode keys.Algorithm, ks *fakeKeys) fuzzVerifier {
 // fuzzClaims are the claims Issue writes, with a fixed jti.
 func fuzzClaims(iat time.Time) jwt.MapClaims {
 	return jwt.MapClaims{
-		"sub": testUserID, "sid": testSession, "roles": []string{"USER"}, "email_verified": true,
+		"sub": testUserID, "sid": testSession, "roles": []string{"USER"}, "email_verified": true, "aal": 1, "amr": []string{"pwd"},
 		"iss": testIssuer, "aud": []string{testAudience},
 		"iat": iat.Unix(), "nbf": iat.Unix(), "exp": iat.Add(testTTL).Unix(), "jti": "jti-fuzz",
 	}

@@ -122,6 +122,11 @@ type accessClaims struct {
 	Roles []string `json:"roles,omitempty"`
 	// EmailVerified is the standard OpenID Connect claim, as of issuance.
 	EmailVerified bool `json:"email_verified"`
+	// AAL is the assurance level (1 or 2) and AMR the methods (RFC 8176).
+	AAL int      `json:"aal"`
+	AMR []string `json:"amr"`
+	// MFA: the account has a second factor (a level-1 session is confined).
+	MFA bool `json:"mfa,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -129,7 +134,11 @@ type accessClaims struct {
 func (i *Issuer) Issue(s auth.Subject) (auth.AccessToken, error) {
 	now := i.now().Truncate(time.Second)
 	exp := now.Add(i.ttl)
-	claims := accessClaims{SessionID: s.SessionID, Roles: s.Roles, EmailVerified: s.EmailVerified, RegisteredClaims: jwt.RegisteredClaims{
+	aal, amr := s.AAL, s.AMR
+	if aal == 0 {
+		aal, amr = 1, []string{auth.AMRPassword}
+	}
+	claims := accessClaims{SessionID: s.SessionID, Roles: s.Roles, EmailVerified: s.EmailVerified, AAL: aal, AMR: amr, MFA: s.MFA, RegisteredClaims: jwt.RegisteredClaims{
 		Subject:   s.UserID,
 		Issuer:    i.issuer,
 		Audience:  jwt.ClaimStrings{i.audience},
@@ -184,8 +193,14 @@ func (i *Issuer) Verify(raw string) (auth.Claims, error) {
 	if err != nil {
 		return auth.Claims{}, auth.ErrTokenExpired
 	}
+	if claims.AAL == 0 { // issued before levels existed: a password session
+		claims.AAL, claims.AMR = 1, []string{auth.AMRPassword}
+	}
+	if claims.AAL != 1 && claims.AAL != 2 {
+		return auth.Claims{}, auth.ErrTokenInvalid
+	}
 	c := auth.Claims{UserID: claims.Subject, SessionID: claims.SessionID, Roles: claims.Roles, EmailVerified: claims.EmailVerified,
-		TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
+		AAL: claims.AAL, AMR: claims.AMR, MFA: claims.MFA, TokenID: claims.ID, ExpiresAt: claims.ExpiresAt.Time}
 	from := time.Time{}
 	if claims.IssuedAt != nil {
 		c.IssuedAt = claims.IssuedAt.Time

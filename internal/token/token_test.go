@@ -1,6 +1,8 @@
 package token_test
 
 import (
+	"github.com/golang-jwt/jwt/v5"
+
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -188,7 +190,7 @@ func TestIssueTokenContents(t *testing.T) {
 		gotKeys = append(gotKeys, k)
 	}
 	slices.Sort(gotKeys)
-	wantKeys := []string{"aud", "email_verified", "exp", "iat", "iss", "jti", "nbf", "roles", "sid", "sub"}
+	wantKeys := []string{"aal", "amr", "aud", "email_verified", "exp", "iat", "iss", "jti", "nbf", "roles", "sid", "sub"}
 	if !slices.Equal(gotKeys, wantKeys) {
 		t.Errorf("claim names: got %v, want exactly %v", gotKeys, wantKeys)
 	}
@@ -327,4 +329,43 @@ func TestVerifyOtherIssuerConfig(t *testing.T) {
 			wantVerifyErr(t, iss, raw, auth.ErrTokenInvalid)
 		})
 	}
+}
+
+// The assurance claims round-trip: aal, amr and mfa as issued; a token
+// without them (issued before they existed) is a level-1 password session;
+// an aal other than 1 or 2 is invalid.
+func TestAssuranceClaims(t *testing.T) {
+	iss := newIssuer(t, time.Now())
+	at, err := iss.Issue(auth.Subject{UserID: "u1", SessionID: "s1", AAL: 2, AMR: []string{"pwd", "otp"}, MFA: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := iss.Verify(at.Value)
+	if err != nil || c.AAL != 2 || !slices.Equal(c.AMR, []string{"pwd", "otp"}) || !c.MFA {
+		t.Fatalf("got %+v, %v; want aal 2, amr [pwd otp], mfa", c, err)
+	}
+	old := signClaims(t, jwt.MapClaims{"sub": "u1", "sid": "s1", "iss": testIssuer, "aud": []string{testAudience},
+		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(), "jti": "old"})
+	if c, err := iss.Verify(old); err != nil || c.AAL != 1 || !slices.Equal(c.AMR, []string{"pwd"}) || c.MFA {
+		t.Fatalf("a token without aal: got %+v, %v; want a level-1 password session", c, err)
+	}
+	for _, aal := range []int{-1, 3, 9} {
+		bad := signClaims(t, jwt.MapClaims{"sub": "u1", "sid": "s1", "iss": testIssuer, "aud": []string{testAudience},
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(), "jti": "bad", "aal": aal})
+		if _, err := iss.Verify(bad); err != auth.ErrTokenInvalid {
+			t.Errorf("aal %d: got %v, want token_invalid", aal, err)
+		}
+	}
+}
+
+// signClaims signs claims with the test secret as the issuer would.
+func signClaims(t *testing.T, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["typ"] = "at+jwt"
+	s, err := tok.SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -44,6 +44,7 @@ func (v *verified) get(raw string, now time.Time) (auth.Claims, string, bool) {
 	}
 	c := e.claims
 	c.Roles = slices.Clone(c.Roles) // a caller may not change what the next one reads
+	c.AMR = slices.Clone(c.AMR)
 	return c, e.kid, true
 }
 
