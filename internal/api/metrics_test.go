@@ -3,9 +3,9 @@ package api_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"

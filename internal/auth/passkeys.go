@@ -32,10 +32,14 @@ func (s *Service) RenamePasskey(ctx context.Context, id, name string) (*Passkey,
 }
 
 // DeletePasskey removes one of the caller's passkeys.
-func (s *Service) DeletePasskey(ctx context.Context, id string) (bool, error) { return false, errNotBuilt }
+func (s *Service) DeletePasskey(ctx context.Context, id string) (bool, error) {
+	return false, errNotBuilt
+}
 
 // BeginMfaPasskey returns assertion options for the caller's passkeys.
-func (s *Service) BeginMfaPasskey(ctx context.Context) (map[string]any, error) { return nil, errNotBuilt }
+func (s *Service) BeginMfaPasskey(ctx context.Context) (map[string]any, error) {
+	return nil, errNotBuilt
+}
 
 // verifyPasskeyMfa checks an assertion of one of c's passkeys.
 func (s *Service) verifyPasskeyMfa(ctx context.Context, c Claims, response map[string]any) error {
@@ -43,7 +47,9 @@ func (s *Service) verifyPasskeyMfa(ctx context.Context, c Claims, response map[s
 }
 
 // BeginPasskeyLogin returns assertion options for a passwordless sign-in.
-func (s *Service) BeginPasskeyLogin(ctx context.Context) (map[string]any, error) { return nil, errNotBuilt }
+func (s *Service) BeginPasskeyLogin(ctx context.Context) (map[string]any, error) {
+	return nil, errNotBuilt
+}
 
 // FinishPasskeyLogin signs in with a discoverable passkey.
 func (s *Service) FinishPasskeyLogin(ctx context.Context, response map[string]any) (*Result, error) {

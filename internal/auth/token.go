@@ -15,10 +15,10 @@ type Claims struct {
 	AMR []string
 	// MFA says the account had a second factor when the token was issued:
 	// at AAL 1 such a session is confined (see ConfineMFA).
-	MFA           bool
-	TokenID       string
-	IssuedAt      time.Time
-	ExpiresAt     time.Time
+	MFA       bool
+	TokenID   string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
 }
 
 // Subject is what an access token says about its holder.

@@ -46,10 +46,16 @@ func (s *Service) VerifyMfa(ctx context.Context, code *string, passkeyResponse m
 }
 
 // DisableTotp removes the caller's authenticator app.
-func (s *Service) DisableTotp(ctx context.Context, code string) (bool, error) { return false, errNotBuilt }
+func (s *Service) DisableTotp(ctx context.Context, code string) (bool, error) {
+	return false, errNotBuilt
+}
 
 // RegenerateRecoveryCodes replaces the caller's recovery codes.
-func (s *Service) RegenerateRecoveryCodes(ctx context.Context) ([]string, error) { return nil, errNotBuilt }
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context) ([]string, error) {
+	return nil, errNotBuilt
+}
 
 // ResetMfa removes every second factor of a user (admins).
-func (s *Service) ResetMfa(ctx context.Context, userID string) (*User, error) { return nil, errNotBuilt }
+func (s *Service) ResetMfa(ctx context.Context, userID string) (*User, error) {
+	return nil, errNotBuilt
+}
