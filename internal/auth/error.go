@@ -52,6 +52,7 @@ const (
 	ReasonIP      = "ip"      // too many requests from this client IP
 	ReasonAccount = "account" // too many failed logins for this account or identifier
 	ReasonBusy    = "busy"    // every password-hashing slot is taken
+	ReasonMFA     = "mfa"     // too many wrong second-factor codes for this account
 )
 
 // Error is the one error vocabulary of the domain. Message is always safe to

@@ -58,6 +58,9 @@ type Stores struct {
 	// Audit, when not nil, holds the audit events about accounts (see
 	// AuditTrail), for exportMyData and deleteAccount.
 	Audit AuditStore
+	// MFA holds authenticator apps and recovery codes; without it the
+	// TOTP operations answer INTERNAL_SERVER_ERROR.
+	MFA MFAStore
 }
 
 // Service is the authentication domain: accounts, sessions and tokens.
@@ -72,6 +75,9 @@ type Service struct {
 	markers       MarkerStore
 	outbox        Outbox
 	trail         AuditStore // may be nil
+	mfa           MFAStore   // may be nil
+	totpKey       []byte     // seals TOTP secrets (AES-256-GCM)
+	recoveryKey   []byte     // keys the hashes of recovery codes
 	mail          MailSettings
 	tokens        TokenIssuer
 	keys          refreshKeys
@@ -121,6 +127,7 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	return &Service{
 		users: users, fresh: st.Users, sessions: st.Sessions, throttles: st.Throttles, revocationLog: st.Revocations,
 		emailTokens: st.EmailTokens, markers: st.Markers, outbox: st.Outbox, trail: st.Audit, mail: s.Mail,
+		mfa: st.MFA, totpKey: mac(s.Key, []byte("totp-secret")), recoveryKey: mac(s.Key, []byte("recovery-code")),
 		tokens:   tokens,
 		keys:     newRefreshKeys(s.Key),
 		idKey:    mac(s.Key, []byte("identifier-hash")),
