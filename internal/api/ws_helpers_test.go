@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +25,10 @@ type wsClient struct {
 	err    error
 	// frames read but not yet consumed by an expectation
 	pending []wsFrame
+	// pings counts the server's pings; silent makes the reader leave them
+	// unanswered.
+	pings  atomic.Int32
+	silent atomic.Bool
 }
 
 type wsFrame struct {
@@ -89,6 +94,10 @@ func (c *wsClient) readLoop() {
 			return
 		}
 		if f.Type == "ping" {
+			c.pings.Add(1)
+			if c.silent.Load() {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = c.conn.Write(ctx, websocket.MessageText, []byte(`{"type":"pong"}`))
 			cancel()

@@ -523,3 +523,27 @@ func TestWSManyIdleSockets(t *testing.T) {
 		t.Fatalf("%d sockets still open after logout", got)
 	}
 }
+
+// Keep-alive: the server pings every socket each interval (one goroutine for
+// all of them); a client that answers stays, one that stays silent for two
+// intervals is closed.
+func TestWSKeepAlive(t *testing.T) {
+	o := defaultOptions()
+	o.cfg.WSPingInterval = 200 * time.Millisecond
+	e := newEnvWith(t, o)
+	p := e.mustRegister(t, "ws_alive", "ws_alive@example.test")
+	live := e.dialWS(t, wsDial{})
+	live.init(bearerPayload(p.AccessToken))
+	quiet := e.dialWS(t, wsDial{})
+	quiet.silent.Store(true)
+	quiet.init(bearerPayload(p.AccessToken))
+	took := quiet.expectClose(websocket.StatusGoingAway, "keep-alive timeout", 3*time.Second)
+	t.Logf("the silent socket was closed %v after its init", took.Round(time.Millisecond))
+	live.staysOpen(300 * time.Millisecond)
+	if n := live.pings.Load(); n < 3 {
+		t.Fatalf("the live socket got %d pings in about a second, want several", n)
+	}
+	if u := me(t, live.result("1", meQuery, nil)); u.Username != "ws_alive" {
+		t.Fatalf("me: %+v", u)
+	}
+}

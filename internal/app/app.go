@@ -193,6 +193,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		Leeway:        cfg.JWTClockSkew,
 		MaxPerUser:    cfg.WSMaxPerUser,
 		MaxOperations: cfg.WSMaxSubscriptions,
+		PingInterval:  cfg.WSPingInterval,
 		Logger:        d.Logger,
 		Now:           d.Now,
 	})
@@ -265,6 +266,7 @@ func (a *App) Run(ctx context.Context) {
 		go a.Outbox.Run(ctx)
 	}
 	go a.syncKeys(ctx)
+	go a.Sockets.KeepAlive(ctx)
 	a.Auth.Run(ctx, a.logger, a.cfg.RevocationSync)
 	<-done
 }

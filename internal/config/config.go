@@ -57,6 +57,7 @@ type Config struct {
 	AuthCookieSameSite string
 	// WebSockets (graphql-transport-ws on /query).
 	WSMaxPerIP, WSMaxPerUser, WSMaxSubscriptions int
+	WSPingInterval                               time.Duration // keep-alive pings (15 s; tests shorten it)
 	LogLevel                                     slog.Level
 	BootstrapAdmins                              []string // usernames given ADMIN at start
 
@@ -134,6 +135,7 @@ func Load(getenv func(string) string) (Config, error) {
 		WSMaxPerIP:           p.intRange("WS_MAX_CONNECTIONS_PER_IP", 50, 1, 1000000),
 		WSMaxPerUser:         p.intRange("WS_MAX_CONNECTIONS_PER_USER", 10, 1, 1000000),
 		WSMaxSubscriptions:   p.intRange("WS_MAX_SUBSCRIPTIONS", 20, 1, 10000),
+		WSPingInterval:       15 * time.Second,
 		LogLevel:             p.level("LOG_LEVEL", slog.LevelInfo),
 		BootstrapAdmins:      p.list("BOOTSTRAP_ADMINS"),
 		UserCacheTTL:         p.duration("USER_CACHE_TTL", 2*time.Second, 0, time.Minute),

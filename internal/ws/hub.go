@@ -9,6 +9,7 @@ package ws
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -201,6 +202,41 @@ func (h *Hub) SessionsEnded(ids []string) {
 			continue
 		}
 		s.CloseWith(CodeForbidden, auth.ReasonSessionRevoked)
+	}
+}
+
+// KeepAlive pings every socket each PingInterval, from one goroutine for
+// all of them, and closes those that sent nothing (not even a pong) for two
+// intervals. It runs until ctx ends.
+func (h *Hub) KeepAlive(ctx context.Context) {
+	t := time.NewTicker(h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		all := make([]*Socket, 0, len(h.sockets))
+		for s := range h.sockets {
+			all = append(all, s)
+		}
+		h.mu.Unlock()
+		silentSince := time.Now().Add(-2 * h.cfg.PingInterval).UnixNano()
+		for _, s := range all {
+			s.mu.Lock()
+			inner, closed := s.inner, s.closed
+			s.mu.Unlock()
+			if inner == nil || closed || !s.acked.Load() {
+				continue // not yet acknowledged: the init timeout guards it
+			}
+			if heard := s.heard.Load(); heard != 0 && heard < silentSince {
+				s.CloseWith(CodeGoingAway, "keep-alive timeout")
+				continue
+			}
+			_ = inner.WriteJSON(json.RawMessage(`{"type":"ping"}`))
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
@@ -17,8 +18,13 @@ import (
 // Socket is one WebSocket connection. It is the transport.WebsocketConn that
 // gqlgen reads and writes through, so every message passes here first.
 type Socket struct {
-	hub   *Hub
-	inner transport.WebsocketConn
+	hub      *Hub
+	inner    transport.WebsocketConn
+	accepted chan struct{} // closed once the connection is upgraded
+	// heard is when the client last sent anything (unix nanoseconds): the
+	// hub's keep-alive closes a socket that stays silent two intervals.
+	heard atomic.Int64
+	acked atomic.Bool // connection_ack was written: keep-alive pings may follow
 
 	mu        sync.Mutex
 	closed    bool
@@ -57,6 +63,7 @@ func (s *Socket) NextReader() (int, io.Reader, error) {
 		if err != nil {
 			return mt, r, err
 		}
+		s.heard.Store(time.Now().UnixNano())
 		data, err := io.ReadAll(r)
 		if err != nil {
 			return mt, nil, err
@@ -206,6 +213,8 @@ func (s *Socket) WriteJSON(v any) error {
 	var f frame
 	_ = json.Unmarshal(data, &f)
 	switch f.Type {
+	case "connection_ack":
+		defer s.acked.Store(true)
 	case "error":
 		s.endOp(f.ID, true)
 	case "complete":

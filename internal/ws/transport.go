@@ -61,20 +61,34 @@ func (h *Hub) Handler(l Limits, next http.Handler) http.Handler {
 				"too many WebSocket connections from this address")
 			return
 		}
-		defer perIP.give(ip)
-		s := &Socket{hub: h}
+		s := &Socket{hub: h, accepted: make(chan struct{})}
 		if !h.add(s) {
+			perIP.give(ip)
 			writeError(w, http.StatusServiceUnavailable, auth.CodeInternal, "shutting_down", "the server is shutting down")
 			return
 		}
-		defer h.remove(s)
-		defer s.stopTimers()
 		// The server's read and write timeouts are for requests: a socket
 		// lives on, kept alive by pings.
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, s)))
+		// The socket runs on a goroutine of its own, and this one returns
+		// once the connection is hijacked: an idle socket then holds a small
+		// stack rather than the request's, deep under every middleware. Its
+		// context outlives the request's (net/http cancels that on return).
+		ctx := context.WithValue(context.WithoutCancel(r.Context()), socketKey{}, s)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer perIP.give(ip)
+			defer h.remove(s)
+			defer s.stopTimers()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		}()
+		select {
+		case <-s.accepted: // the socket is on its own
+		case <-done: // refused before the upgrade: the answer is written
+		}
 	})
 }
 
@@ -84,8 +98,9 @@ func (h *Hub) Transport() transport.Websocket {
 	return transport.Websocket{
 		Implementation:   implementation{h},
 		InitFunc:         h.initFunc,
-		InitTimeout:      h.cfg.InitTimeout,
-		PingPongInterval: h.cfg.PingInterval,
+		InitTimeout: h.cfg.InitTimeout,
+		// Keep-alive pings come from the hub (one goroutine for every
+		// socket), not from a goroutine and a ticker per socket.
 		PayloadReadLimit: &limit,
 	}
 }
@@ -109,6 +124,7 @@ func (i implementation) Accept(w http.ResponseWriter, r *http.Request, opts tran
 	s.inner = inner
 	closed := s.closed
 	s.mu.Unlock()
+	close(s.accepted)
 	if closed { // shutdown began meanwhile
 		_ = inner.WriteClose(CodeGoingAway, reasonShutdown)
 	}
