@@ -359,7 +359,7 @@ func newStores(ctx context.Context, db *mongo.Database, backend mongodb.Backend)
 		return auth.Stores{}, nil, err
 	}
 	return auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations,
-		EmailTokens: tokens, Markers: markers, Outbox: mails, Audit: audit}, mails, nil
+		EmailTokens: tokens, Markers: markers, Outbox: mails, Audit: audit, MFA: mongodb.NewMFAStore(db)}, mails, nil
 }
 
 // deriveKey gives each use of the one configured secret a key of its own.

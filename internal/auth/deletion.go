@@ -41,8 +41,8 @@ func (s *Service) DeleteUser(ctx context.Context, id string) (bool, error) {
 // deleteUser removes u and everything that belongs to it: the user (its
 // username and email are free again at once), its sessions — refused
 // everywhere within the revocation bound, as user_not_found — its pending
-// links and undelivered mails. A last mail tells the address. The audit log
-// keeps the event with the user ID only.
+// links, undelivered mails and second factors. A last mail tells the
+// address. The audit log keeps the event with the user ID only.
 func (s *Service) deleteUser(ctx context.Context, u *User, by string) error {
 	if u.HasRole(RoleAdmin) && !u.Disabled {
 		// The last-admin guard of disableUser: disable first (re-counted and
@@ -74,6 +74,14 @@ func (s *Service) deleteUser(ctx context.Context, u *User, by string) error {
 	}
 	if _, err := s.outbox.DeleteForUser(ctx, u.ID); err != nil {
 		errs = append(errs, fmt.Errorf("mails: %w", err))
+	}
+	if s.mfa != nil {
+		if err := s.mfa.DeleteForUser(ctx, u.ID); err != nil {
+			errs = append(errs, fmt.Errorf("authenticator apps: %w", err))
+		}
+	}
+	if err := s.deletePasskeysOf(ctx, u.ID); err != nil {
+		errs = append(errs, fmt.Errorf("passkeys: %w", err))
 	}
 	if s.trail != nil {
 		if _, err := s.trail.DeleteForUser(ctx, u.ID); err != nil {
@@ -120,11 +128,22 @@ func (s *Service) ExportMyData(ctx context.Context) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: list sessions: %w", err)
 	}
+	totpEnabled := false
+	if s.mfa != nil {
+		switch _, err := s.mfa.TOTP(ctx, u.ID, true); {
+		case err == nil:
+			totpEnabled = true
+		case !errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("auth: find totp: %w", err)
+		}
+	}
 	out := map[string]any{
 		"exportedAt": s.now().UTC().Format(time.RFC3339),
 		"user": map[string]any{
 			"id": u.ID, "username": u.Username, "email": u.Email, "emailVerified": u.EmailVerified,
 			"roles": roleNames(u.Roles), "disabled": u.Disabled, "createdAt": u.CreatedAt.UTC().Format(time.RFC3339),
+			// Whether the factors exist, never their secrets.
+			"mfaEnabled": u.MFAEnabled, "totpEnabled": totpEnabled,
 		},
 	}
 	list := make([]any, 0, len(sessions))
