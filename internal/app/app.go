@@ -172,6 +172,12 @@ func New(ctx context.Context, d Deps) (*App, error) {
 			ChangeTTL:       cfg.EmailChangeTTL,
 			AddressInterval: cfg.MailAddressInterval,
 		},
+		WebAuthn: auth.WebAuthnSettings{
+			RPID:            cfg.WebAuthnRPID,
+			RPName:          cfg.WebAuthnRPName,
+			Origins:         cfg.WebAuthnOrigins,
+			AnyLoopbackPort: cfg.WebAuthnAnyLoopback,
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -358,8 +364,18 @@ func newStores(ctx context.Context, db *mongo.Database, backend mongodb.Backend)
 	if err != nil {
 		return auth.Stores{}, nil, err
 	}
-	return auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations,
-		EmailTokens: tokens, Markers: markers, Outbox: mails, Audit: audit, MFA: mongodb.NewMFAStore(db)}, mails, nil
+	passkeys, err := mongodb.NewPasskeyStore(ctx, db)
+	if err != nil {
+		return auth.Stores{}, nil, err
+	}
+	challenges, err := mongodb.NewChallengeStore(ctx, db)
+	if err != nil {
+		return auth.Stores{}, nil, err
+	}
+	st := auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations,
+		EmailTokens: tokens, Markers: markers, Outbox: mails, Audit: audit, MFA: mongodb.NewMFAStore(db)}
+	st.Passkeys, st.Challenges = passkeys, challenges
+	return st, mails, nil
 }
 
 // deriveKey gives each use of the one configured secret a key of its own.

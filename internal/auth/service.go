@@ -32,6 +32,8 @@ type Settings struct {
 	Audit *slog.Logger
 	Now   func() time.Time
 	Mail  MailSettings
+	// WebAuthn configures passkeys (off without an RP ID).
+	WebAuthn WebAuthnSettings
 }
 
 // MailSettings configure the mails of account recovery.
@@ -61,6 +63,11 @@ type Stores struct {
 	// MFA holds authenticator apps and recovery codes; without it the
 	// TOTP operations answer INTERNAL_SERVER_ERROR.
 	MFA MFAStore
+	// Passkeys and Challenges hold WebAuthn credentials and begun
+	// ceremonies; without them the passkey operations answer
+	// INTERNAL_SERVER_ERROR.
+	Passkeys   PasskeyStore
+	Challenges ChallengeStore
 }
 
 // Service is the authentication domain: accounts, sessions and tokens.
@@ -74,10 +81,11 @@ type Service struct {
 	emailTokens   EmailTokenStore
 	markers       MarkerStore
 	outbox        Outbox
-	trail         AuditStore // may be nil
-	mfa           MFAStore   // may be nil
-	totpKey       []byte     // seals TOTP secrets (AES-256-GCM)
-	recoveryKey   []byte     // keys the hashes of recovery codes
+	trail         AuditStore    // may be nil
+	mfa           MFAStore      // may be nil
+	totpKey       []byte        // seals TOTP secrets (AES-256-GCM)
+	recoveryKey   []byte        // keys the hashes of recovery codes
+	rp            *relyingParty // nil: passkeys are off
 	mail          MailSettings
 	tokens        TokenIssuer
 	keys          refreshKeys
@@ -120,6 +128,10 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
 	}
+	rp, err := newRelyingParty(s.WebAuthn, st.Passkeys, st.Challenges)
+	if err != nil {
+		return nil, err
+	}
 	users := st.Users
 	if s.UserCacheTTL > 0 {
 		users = newUserCache(st.Users, s.UserCacheTTL, s.Now)
@@ -127,6 +139,7 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	return &Service{
 		users: users, fresh: st.Users, sessions: st.Sessions, throttles: st.Throttles, revocationLog: st.Revocations,
 		emailTokens: st.EmailTokens, markers: st.Markers, outbox: st.Outbox, trail: st.Audit, mail: s.Mail,
+		rp:  rp,
 		mfa: st.MFA, totpKey: mac(s.Key, []byte("totp-secret")), recoveryKey: mac(s.Key, []byte("recovery-code")),
 		tokens:   tokens,
 		keys:     newRefreshKeys(s.Key),

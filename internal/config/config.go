@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +101,16 @@ type Config struct {
 	EmailVerifyTTL      time.Duration
 	PasswordResetTTL    time.Duration
 	EmailChangeTTL      time.Duration
+
+	// Passkeys (WebAuthn; off when WebAuthnRPID is empty): the relying party
+	// ID credentials are bound to, its name shown by authenticators, and the
+	// exact origins of the pages that may use them; WebAuthnAnyLoopback also
+	// accepts http://localhost:<port> and http://127.0.0.1:<port>
+	// (development without WEBAUTHN_ORIGINS).
+	WebAuthnRPID        string
+	WebAuthnRPName      string
+	WebAuthnOrigins     []string
+	WebAuthnAnyLoopback bool
 }
 
 // Production reports whether the server runs with production defaults.
@@ -250,6 +261,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	p.checkCookie(c)
+	p.webAuthn(&c)
 	if c.JWTIssuer == "" && c.PublicURL != "" || c.JWTAudience == "" {
 		p.fail("JWT_ISSUER and JWT_AUDIENCE must not be empty")
 	}
@@ -284,6 +296,110 @@ func (p *parser) checkCookie(c Config) {
 		}
 	}
 }
+
+// webAuthn sets and checks the passkey settings. By default the origins are
+// the exact CORS_ALLOWED_ORIGINS (patterns are not origins) and PUBLIC_URL's,
+// the RP ID the first one's host (localhost in development, where any
+// loopback origin is accepted as well); a defaulted origin that is not on the
+// RP ID's domain is left out, since browsers refuse it anyway.
+func (p *parser) webAuthn(c *Config) {
+	c.WebAuthnRPName = p.str("WEBAUTHN_RP_NAME", "authgql")
+	if n := len([]rune(c.WebAuthnRPName)); n > 64 {
+		p.fail(fmt.Sprintf("WEBAUTHN_RP_NAME has at most 64 characters, got %d", n))
+	}
+	explicit := p.list("WEBAUTHN_ORIGINS")
+	var origins []string
+	if explicit != nil {
+		for _, o := range explicit {
+			if !exactOrigin(o) {
+				p.fail(fmt.Sprintf("WEBAUTHN_ORIGINS: %q is not an exact origin like https://app.example.com "+
+					"(scheme and host, with a port if not the default; no path or pattern)", o))
+				continue
+			}
+			origins = append(origins, strings.ToLower(o))
+		}
+	} else {
+		candidates := slices.Clone(c.CORSAllowedOrigins)
+		if u, err := url.Parse(c.PublicURL); c.PublicURL != "" && err == nil {
+			candidates = append(candidates, u.Scheme+"://"+u.Host)
+		}
+		for _, o := range candidates {
+			if o = strings.ToLower(o); exactOrigin(o) && !slices.Contains(origins, o) {
+				origins = append(origins, o)
+			}
+		}
+		c.WebAuthnAnyLoopback = !p.prod
+	}
+	rpID := strings.ToLower(p.str("WEBAUTHN_RP_ID", ""))
+	switch {
+	case rpID != "":
+		if !validRPID(rpID) {
+			p.fail(fmt.Sprintf("WEBAUTHN_RP_ID must be a domain name like example.com (no scheme, port, path or IP "+
+				"address), got %q", rpID))
+			return
+		}
+	case !p.prod && explicit == nil:
+		rpID = "localhost"
+	case len(origins) > 0:
+		u, _ := url.Parse(origins[0])
+		rpID = u.Hostname()
+		if !validRPID(rpID) {
+			p.fail(fmt.Sprintf("WEBAUTHN_RP_ID: the default, the host of %q, is not a domain name: set WEBAUTHN_RP_ID",
+				origins[0]))
+			return
+		}
+	}
+	kept := origins[:0:0]
+	for _, o := range origins {
+		u, _ := url.Parse(o)
+		host := u.Hostname()
+		switch {
+		case !p.prod && loopbackHost(host), domainMatch(host, rpID) && (u.Scheme == "https" || loopbackHost(host)):
+			kept = append(kept, o)
+		case explicit == nil: // a default that cannot carry this RP ID's passkeys
+		case u.Scheme != "https" && !loopbackHost(host):
+			p.fail(fmt.Sprintf("WEBAUTHN_ORIGINS: %q must use https (browsers allow WebAuthn over http only on "+
+				"localhost)", o))
+		default:
+			p.fail(fmt.Sprintf("WEBAUTHN_ORIGINS: %q is not on WEBAUTHN_RP_ID %q or a subdomain of it: browsers refuse "+
+				"passkeys of that RP ID there", o, rpID))
+		}
+	}
+	if len(kept) == 0 && !c.WebAuthnAnyLoopback {
+		if explicit != nil || p.str("WEBAUTHN_RP_ID", "") != "" {
+			p.fail(fmt.Sprintf("WEBAUTHN_ORIGINS: no https origin on WEBAUTHN_RP_ID %q: list the front ends' exact "+
+				"origins", rpID))
+		}
+		return // nothing configured and nothing to default to: passkeys are off
+	}
+	c.WebAuthnRPID, c.WebAuthnOrigins = rpID, kept
+}
+
+// exactOrigin reports whether o is an origin: http or https, a host, an
+// optional port, nothing else.
+func exactOrigin(o string) bool {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" ||
+		u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.ContainsAny(o, "*?#") {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		return err == nil && n > 0 && n <= 65535
+	}
+	return !strings.HasSuffix(u.Host, ":")
+}
+
+// validRPID reports whether id can be a WebAuthn relying party ID: a domain
+// name (not an IP address).
+func validRPID(id string) bool {
+	if _, err := netip.ParseAddr(id); err == nil {
+		return false
+	}
+	return id == "localhost" || validCookieDomain(id)
+}
+
+func loopbackHost(h string) bool { return h == "localhost" || h == "127.0.0.1" || h == "::1" }
 
 // anyOrigin reports whether a CORS_ALLOWED_ORIGINS entry matches every site:
 // "*", or a pattern whose host is a wildcard over a top-level domain or more
