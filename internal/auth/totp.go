@@ -226,7 +226,7 @@ func (s *Service) DisableTotp(ctx context.Context, code string) (bool, error) {
 	} else if err != nil {
 		return false, fmt.Errorf("auth: find totp: %w", err)
 	}
-	if _, err := s.checkCodeThrottled(ctx, "disable_totp", u.ID, code); err != nil {
+	if _, err := s.checkCodeThrottled(ctx, "totp_disable", u.ID, code); err != nil {
 		return false, err
 	}
 	if err := s.mfa.DeleteForUser(ctx, u.ID); err != nil {
@@ -235,7 +235,6 @@ func (s *Service) DisableTotp(ctx context.Context, code string) (bool, error) {
 	if err := s.syncMFAEnabled(ctx, u.ID); err != nil {
 		return false, err
 	}
-	s.auditMFA(ctx, "totp_disable", "success", u.ID)
 	s.announce(ctx, u.ID, s.securityEvent(ctx, EventMFADisabled, u.ID))
 	return true, nil
 }
