@@ -53,7 +53,9 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
     'AUTH_COOKIE', 'AUTH_COOKIE_DOMAIN', 'AUTH_COOKIE_SAMESITE', 'CORS_ALLOWED_ORIGINS',
     // ... nor send mail anywhere but to the test's own SMTP server (see smtp.mjs).
     'SMTP_URL', 'MAIL_FROM', 'APP_URL', 'MAIL_DISABLED', 'MAIL_TEMPLATES_DIR', 'MAIL_ADDRESS_INTERVAL',
-    'RATE_LIMIT_MAIL', 'EMAIL_VERIFICATION_TTL', 'PASSWORD_RESET_TTL', 'EMAIL_CHANGE_TTL']) {
+    'RATE_LIMIT_MAIL', 'EMAIL_VERIFICATION_TTL', 'PASSWORD_RESET_TTL', 'EMAIL_CHANGE_TTL',
+    // ... nor bind passkeys to another site (passkeys.test.mjs sets them explicitly).
+    'WEBAUTHN_RP_ID', 'WEBAUTHN_RP_NAME', 'WEBAUTHN_ORIGINS']) {
     delete childEnv[key];
   }
   Object.assign(childEnv, {
