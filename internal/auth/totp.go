@@ -80,10 +80,6 @@ const (
 	recoverySpentFor = 100 * 365 * 24 * time.Hour
 )
 
-// errNotBuilt answers the passkey operations while they are being built
-// (issue 17); nothing reaches a store.
-var errNotBuilt = &Error{Code: CodeInternal, Message: "not available yet"}
-
 var (
 	errMFAUnavailable = &Error{Code: CodeInternal, Message: "second factors are not available on this server"}
 	errWrongCode      = badInput("code", ReasonIncorrect, "the code is incorrect")

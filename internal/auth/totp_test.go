@@ -666,3 +666,37 @@ func TestMFAWithoutStore(t *testing.T) {
 		t.Fatalf("verify without a store: %v", err)
 	}
 }
+
+// With a passkey left, removing the app keeps the account's second factor;
+// an admin's reset removes the passkeys too.
+func TestTotpAndPasskeysTogether(t *testing.T) {
+	f := newPasskeyFixture(t)
+	reg, confirmed, secret, _ := f.enrolled(t, "victor")
+	uid := reg.User.ID
+	f.addPasskey(t, f.at(t, confirmed, 2), nil)
+	if ok, err := f.svc.DisableTotp(f.at(t, confirmed, 2), codeAt(t, secret, f.clock.Now())); err != nil || !ok {
+		t.Fatalf("disable: %v, %v", ok, err)
+	}
+	if !f.mfaEnabled(t, uid) {
+		t.Fatal("the app was removed with a passkey left: the account lost its second factor")
+	}
+	if n, _ := f.svc.passkeyCount(t.Context(), uid); n != 1 {
+		t.Fatalf("%d passkeys after disableTotp, want 1", n)
+	}
+	// Enrolling again needs level 2 while the passkey is the factor.
+	if _, err := f.svc.EnrollTotp(f.at(t, reg, 1)); !errors.Is(err, ErrMFARequired) {
+		t.Fatalf("enrol at level 1 with a passkey: %v", err)
+	}
+	f.clock.Advance(30 * time.Second)
+	f.enrolledAgain(t, confirmed)
+	root := f.register(t, "root")
+	if _, err := f.svc.GrantRole(t.Context(), "root", RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.ResetMfa(f.at(t, root, 2), uid); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := f.svc.passkeyCount(t.Context(), uid); n != 0 || f.mfaEnabled(t, uid) || f.mfa.holds(uid) {
+		t.Fatalf("after resetMfa: %d passkeys, mfa %v, app or codes %v", n, f.mfaEnabled(t, uid), f.mfa.holds(uid))
+	}
+}
