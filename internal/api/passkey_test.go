@@ -206,6 +206,15 @@ func TestPasskeyFlow(t *testing.T) {
 	e := newEnv(t)
 	reg := e.mustRegister(t, "pk_ann", "pk_ann@example.test")
 	a, id := e.addPasskey(t, reg.AccessToken, "Laptop")
+	// The first factor, registered with user verification, raises the
+	// enrolling session: its next refresh is level 2, not confined.
+	raised := payload(t, e.refresh(t, "", reg.RefreshToken), "refreshToken")
+	if aal, amr, mfa, _ := levelOf(t, raised.AccessToken); aal != float64(2) || amr != "[pwd webauthn]" || !mfa {
+		t.Fatalf("the enrolling session after a refresh: aal %v amr %v mfa %v; want 2 [pwd webauthn] true", aal, amr, mfa)
+	}
+	if res := e.post(t, raised.AccessToken, `{ exportMyData }`, nil); len(res.Errors) > 0 {
+		t.Fatalf("a level-2 field in the enrolling session: %s", res.Raw)
+	}
 
 	list := jsonField[[]map[string]any](t, e.post(t, reg.AccessToken, `{ passkeys { `+passkeyFields+` } }`, nil), "passkeys")
 	if len(list) != 1 || list[0]["id"] != id || list[0]["name"] != "Laptop" || list[0]["lastUsedAt"] != nil {

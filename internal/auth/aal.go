@@ -48,6 +48,29 @@ func AuthorizeLevel(c Claims, field string, aal int) error {
 	return nil
 }
 
+// raiseSession raises the caller's session to level 2 by method, keeping its
+// refresh token: the tokens of its next refresh carry the level.
+func (s *Service) raiseSession(ctx context.Context, c Claims, method string) error {
+	sess, err := s.sessions.ByID(ctx, c.SessionID)
+	if errors.Is(err, ErrNotFound) {
+		return ErrSessionRevoked
+	}
+	if err != nil {
+		return fmt.Errorf("auth: find session: %w", err)
+	}
+	amr := slices.Clone(sess.AMR)
+	if len(amr) == 0 {
+		amr = []string{AMRPassword}
+	}
+	if !slices.Contains(amr, method) {
+		amr = append(amr, method)
+	}
+	if _, err := s.sessions.Elevate(ctx, sess.ID, 2, amr, sess.TokenHash, s.now().UTC()); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("auth: raise session: %w", err)
+	}
+	return nil
+}
+
 // elevate raises the caller's session to level 2 by method and returns new
 // tokens for the same session: the new refresh token replaces the old one as
 // a rotation would.

@@ -149,6 +149,14 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, response map[st
 		events = append(events, s.securityEvent(ctx, EventMFAEnabled, u.ID))
 		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "mfa_enabled"), slog.String("user_id", u.ID),
 			slog.String("method", AMRWebAuthn))
+		if cred.Flags.UserVerified {
+			// The first factor, just proven with user verification: the
+			// enrolling session is at level 2 from its next refresh on, as
+			// confirmTotp's is at once, instead of confined at level 1.
+			if err := s.raiseSession(ctx, c, AMRWebAuthn); err != nil {
+				return nil, err
+			}
+		}
 	}
 	s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "passkey_added"), slog.String("outcome", "success"),
 		slog.String("user_id", u.ID), slog.String("passkey_id", pc.ID), slog.String("ip", ClientFromContext(ctx).IP))
