@@ -158,6 +158,22 @@ func (s *Service) ExportMyData(ctx context.Context) (map[string]any, error) {
 		list = append(list, e)
 	}
 	out["sessions"] = list
+	keys := []any{}
+	if s.rp != nil {
+		creds, err := s.rp.creds.ForUser(ctx, u.ID)
+		if err != nil {
+			return nil, fmt.Errorf("auth: list passkeys: %w", err)
+		}
+		for _, c := range creds {
+			pk := c.passkey() // names and dates; never a public key or a counter
+			e := map[string]any{"id": pk.ID, "name": pk.Name, "createdAt": rfc3339(pk.CreatedAt)}
+			if pk.LastUsedAt != nil {
+				e["lastUsedAt"] = rfc3339(*pk.LastUsedAt)
+			}
+			keys = append(keys, e)
+		}
+	}
+	out["passkeys"] = keys
 	events := []any{}
 	if s.trail != nil {
 		recent, err := s.trail.Recent(ctx, u.ID, maxExportedEvents)
