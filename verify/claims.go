@@ -14,9 +14,16 @@ type Claims struct {
 	SessionID     string   // sid: the server's session; this package cannot see it end
 	Roles         []string // roles, as of issuance (a change shows after the next refresh)
 	EmailVerified bool     // email_verified, as of issuance
-	TokenID       string   // jti
-	IssuedAt      time.Time
-	ExpiresAt     time.Time
+	// AAL is the session's assurance level (aal: 1 a password, 2 a second
+	// factor or a verified passkey) and AMR the methods (amr) that reached it;
+	// MFA says the account has a second factor. Gate sensitive operations
+	// with RequireAAL or AAL >= 2.
+	AAL       int      // aal (1 for tokens issued before the claim existed)
+	AMR       []string // amr
+	MFA       bool     // mfa
+	TokenID   string   // jti
+	IssuedAt  time.Time
+	ExpiresAt time.Time
 }
 
 // HasRole reports whether the token grants role.

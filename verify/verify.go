@@ -195,6 +195,9 @@ type accessClaims struct {
 	SessionID     string   `json:"sid"`
 	Roles         []string `json:"roles,omitempty"`
 	EmailVerified bool     `json:"email_verified"`
+	AAL           int      `json:"aal"`
+	AMR           []string `json:"amr"`
+	MFA           bool     `json:"mfa"`
 	jwt.RegisteredClaims
 }
 
@@ -224,11 +227,17 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Claims, error) {
 	if expired {
 		return Claims{}, fmt.Errorf("%w: %w", ErrTokenExpired, err)
 	}
+	if claims.AAL == 0 { // issued before assurance levels: a password session
+		claims.AAL, claims.AMR = 1, []string{"pwd"}
+	}
 	c := Claims{
 		UserID:        claims.Subject,
 		SessionID:     claims.SessionID,
 		Roles:         claims.Roles,
 		EmailVerified: claims.EmailVerified,
+		AAL:           claims.AAL,
+		AMR:           claims.AMR,
+		MFA:           claims.MFA,
 		TokenID:       claims.ID,
 		ExpiresAt:     claims.ExpiresAt.Time,
 	}

@@ -20,6 +20,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -208,7 +209,7 @@ func TestVerifyEachAlgorithm(t *testing.T) {
 			}
 			want := Claims{
 				UserID: "user-1", SessionID: "session-1", Roles: []string{"admin", "editor"}, EmailVerified: true,
-				TokenID: "token-1", IssuedAt: time.Unix(c["iat"].(int64), 0), ExpiresAt: time.Unix(c["exp"].(int64), 0),
+				AAL: 1, AMR: []string{"pwd"}, TokenID: "token-1", IssuedAt: time.Unix(c["iat"].(int64), 0), ExpiresAt: time.Unix(c["exp"].(int64), 0),
 			}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v, want %+v", got, want)
@@ -774,5 +775,26 @@ func TestIntegrationRealServer(t *testing.T) {
 	forged := sign(t, es, claims(issuerURL), func(h map[string]any, c jwt.MapClaims) { c["aud"] = aud })
 	if _, err := v.Verify(t.Context(), forged); !errors.Is(err, ErrTokenInvalid) {
 		t.Errorf("a token of a key the server does not publish: got %v, want %v", err, ErrTokenInvalid)
+	}
+}
+
+// The assurance claims come through: aal, amr, mfa as signed; a token
+// without them reads as a level-1 password session.
+func TestVerifyAssuranceClaims(t *testing.T) {
+	es, _, _ := keys(t)
+	is := newIssuerOf(t, es)
+	v := newVerifier(t, is)
+	c, err := v.Verify(t.Context(), sign(t, es, claims(is.srv.URL), func(h map[string]any, c jwt.MapClaims) {
+		c["aal"], c["amr"], c["mfa"] = 2, []string{"pwd", "otp"}, true
+	}))
+	if err != nil || c.AAL != 2 || !slices.Equal(c.AMR, []string{"pwd", "otp"}) || !c.MFA {
+		t.Fatalf("got %+v, %v; want aal 2, amr [pwd otp], mfa", c, err)
+	}
+	c, err = v.Verify(t.Context(), sign(t, es, claims(is.srv.URL), func(h map[string]any, c jwt.MapClaims) {
+		delete(c, "aal")
+		delete(c, "amr")
+	}))
+	if err != nil || c.AAL != 1 || !slices.Equal(c.AMR, []string{"pwd"}) || c.MFA {
+		t.Fatalf("without the claims: got %+v, %v; want a level-1 password session", c, err)
 	}
 }
