@@ -76,8 +76,11 @@ func (a *authenticator) create(t *testing.T, options map[string]any) map[string]
 		t.Fatalf("user.id: %v", err)
 	}
 	a.userHandle = handle
-	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1,
-		-2: a.key.PublicKey.X.FillBytes(make([]byte, 32)), -3: a.key.PublicKey.Y.FillBytes(make([]byte, 32))})
+	point, err := a.key.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: point[1:33], -3: point[33:65]})
 	if err != nil {
 		t.Fatal(err)
 	}

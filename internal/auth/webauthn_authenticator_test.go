@@ -77,8 +77,11 @@ func (k *softKey) create(t *testing.T, options map[string]any) map[string]any {
 		t.Fatalf("user.id: %v", err)
 	}
 	k.userHandle = handle
-	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1,
-		-2: k.key.PublicKey.X.FillBytes(make([]byte, 32)), -3: k.key.PublicKey.Y.FillBytes(make([]byte, 32))})
+	point, err := k.key.PublicKey.Bytes() // 0x04 || X || Y
+	if err != nil {
+		t.Fatal(err)
+	}
+	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: point[1:33], -3: point[33:65]})
 	if err != nil {
 		t.Fatal(err)
 	}
