@@ -1,127 +1,13 @@
 package api_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/authgql/server/internal/auth/passkeytest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/go-webauthn/webauthn/protocol/webauthncbor"
 )
-
-// authenticator is a software passkey authenticator (one ES256 credential),
-// written from the WebAuthn spec: what a browser and a platform
-// authenticator give a page for navigator.credentials.create and get, as
-// PublicKeyCredential.toJSON() puts it.
-type authenticator struct {
-	rpID, origin string
-	id           []byte
-	key          *ecdsa.PrivateKey
-	userHandle   []byte
-	count        uint32
-	uv           bool
-}
-
-func newAuthenticator(t *testing.T, rpID, origin string) *authenticator {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := make([]byte, 32)
-	rand.Read(id)
-	return &authenticator{rpID: rpID, origin: origin, id: id, key: key, uv: true}
-}
-
-var rawURL = base64.RawURLEncoding
-
-// authData is §6.1's authenticator data: rpIdHash, flags (UP, UV, AT),
-// the counter, then the attested credential data if any.
-func (a *authenticator) authData(attested []byte) []byte {
-	rp := sha256.Sum256([]byte(a.rpID))
-	flags := byte(0x01) // UP
-	if a.uv {
-		flags |= 0x04
-	}
-	if attested != nil {
-		flags |= 0x40
-	}
-	out := binary.BigEndian.AppendUint32(append(rp[:], flags), a.count)
-	return append(out, attested...)
-}
-
-func (a *authenticator) clientData(t *testing.T, typ string, options map[string]any) []byte {
-	t.Helper()
-	challenge, _ := options["challenge"].(string)
-	if challenge == "" {
-		t.Fatalf("options without a challenge: %v", options)
-	}
-	raw, _ := json.Marshal(map[string]any{"type": typ, "challenge": challenge, "origin": a.origin, "crossOrigin": false})
-	return raw
-}
-
-// create answers creation options with a new credential ("none" attestation).
-func (a *authenticator) create(t *testing.T, options map[string]any) map[string]any {
-	t.Helper()
-	user, _ := options["user"].(map[string]any)
-	handle, err := rawURL.DecodeString(fmt.Sprint(user["id"]))
-	if err != nil {
-		t.Fatalf("user.id: %v", err)
-	}
-	a.userHandle = handle
-	point, err := a.key.PublicKey.Bytes() // 0x04 || X || Y
-	if err != nil {
-		t.Fatal(err)
-	}
-	cose, err := webauthncbor.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: point[1:33], -3: point[33:65]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	attested := binary.BigEndian.AppendUint16(make([]byte, 16), uint16(len(a.id)))
-	attested = append(append(attested, a.id...), cose...)
-	obj, err := webauthncbor.Marshal(map[string]any{"fmt": "none", "attStmt": map[string]any{}, "authData": a.authData(attested)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string]any{
-		"id": rawURL.EncodeToString(a.id), "rawId": rawURL.EncodeToString(a.id), "type": "public-key",
-		"clientExtensionResults": map[string]any{},
-		"response": map[string]any{
-			"clientDataJSON":    rawURL.EncodeToString(a.clientData(t, "webauthn.create", options)),
-			"attestationObject": rawURL.EncodeToString(obj),
-			"transports":        []string{"internal"},
-		},
-	}
-}
-
-// get answers request options with an assertion, counting one use.
-func (a *authenticator) get(t *testing.T, options map[string]any) map[string]any {
-	t.Helper()
-	a.count++
-	cd := a.clientData(t, "webauthn.get", options)
-	ad := a.authData(nil)
-	hash := sha256.Sum256(cd)
-	digest := sha256.Sum256(append(append([]byte{}, ad...), hash[:]...))
-	sig, err := ecdsa.SignASN1(rand.Reader, a.key, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string]any{
-		"id": rawURL.EncodeToString(a.id), "rawId": rawURL.EncodeToString(a.id), "type": "public-key",
-		"clientExtensionResults": map[string]any{},
-		"response": map[string]any{
-			"clientDataJSON": rawURL.EncodeToString(cd), "authenticatorData": rawURL.EncodeToString(ad),
-			"signature": rawURL.EncodeToString(sig), "userHandle": rawURL.EncodeToString(a.userHandle),
-		},
-	}
-}
 
 // The test server runs with the development defaults: RP ID localhost, any
 // loopback origin (a front-end dev server on another port).
@@ -152,10 +38,10 @@ func (e *env) begin(t *testing.T, access, field string) map[string]any {
 
 // addPasskey registers a passkey for access's account and returns its
 // authenticator and ID.
-func (e *env) addPasskey(t *testing.T, access, name string) (*authenticator, string) {
+func (e *env) addPasskey(t *testing.T, access, name string) (*passkeytest.Authenticator, string) {
 	t.Helper()
-	a := newAuthenticator(t, devRPID, devOrigin)
-	res := e.finishRegistration(t, access, a.create(t, e.begin(t, access, "beginPasskeyRegistration")), name)
+	a := passkeytest.New(t, devRPID, devOrigin)
+	res := e.finishRegistration(t, access, a.Create(t, e.begin(t, access, "beginPasskeyRegistration")), name)
 	p := jsonField[map[string]any](t, res, "finishPasskeyRegistration")
 	return a, p["id"].(string)
 }
@@ -242,7 +128,7 @@ func TestPasskeyFlow(t *testing.T) {
 	if opts["userVerification"] != "required" || opts["rpId"] != devRPID {
 		t.Fatalf("beginPasskeyLogin = %v", opts)
 	}
-	resp := a.get(t, opts)
+	resp := a.Get(t, opts)
 	pl := payload(t, e.passkeyLogin(t, resp), "finishPasskeyLogin")
 	if aal, amr, mfa, _ := levelOf(t, pl.AccessToken); aal != float64(2) || amr != "[webauthn]" || !mfa {
 		t.Fatalf("passkey sign-in: aal %v amr %v mfa %v; want 2 [webauthn] true", aal, amr, mfa)
@@ -264,7 +150,7 @@ func TestPasskeyFlow(t *testing.T) {
 	if len(allow) != 1 || allow[0].(map[string]any)["id"] != id {
 		t.Fatalf("beginMfaPasskey allowCredentials = %v", opts["allowCredentials"])
 	}
-	resp = a.get(t, opts)
+	resp = a.Get(t, opts)
 	up := payload(t, e.passkeyMfa(t, pw.AccessToken, resp), "verifyMfa")
 	aal, amr, _, upSid := levelOf(t, up.AccessToken)
 	if aal != float64(2) || amr != "[pwd webauthn]" || upSid != sid {
@@ -307,25 +193,25 @@ func TestPasskeyRefusals(t *testing.T) {
 	s2 := e.loginAs(t, "pk_bob")
 
 	opts := e.begin(t, s2.AccessToken, "beginMfaPasskey")
-	wantRefusal(t, "another session's challenge", e.passkeyMfa(t, s1.AccessToken, a.get(t, opts)),
+	wantRefusal(t, "another session's challenge", e.passkeyMfa(t, s1.AccessToken, a.Get(t, opts)),
 		"BAD_USER_INPUT", "response", "unknown")
 	mal := e.mustRegister(t, "pk_mal", "pk_mal@example.test")
 	malKey, _ := e.addPasskey(t, mal.AccessToken, "")
 	malLogin := e.loginAs(t, "pk_mal")
 	opts = e.begin(t, malLogin.AccessToken, "beginMfaPasskey")
-	wantRefusal(t, "another account's challenge", e.passkeyMfa(t, s1.AccessToken, a.get(t, opts)),
+	wantRefusal(t, "another account's challenge", e.passkeyMfa(t, s1.AccessToken, a.Get(t, opts)),
 		"BAD_USER_INPUT", "response", "unknown")
 	opts = e.begin(t, s1.AccessToken, "beginMfaPasskey")
-	wantRefusal(t, "another account's passkey", e.passkeyMfa(t, s1.AccessToken, malKey.get(t, opts)),
+	wantRefusal(t, "another account's passkey", e.passkeyMfa(t, s1.AccessToken, malKey.Get(t, opts)),
 		"BAD_USER_INPUT", "response", "unknown_credential")
 
 	// A clone behind the real authenticator: the counter goes back.
 	opts = e.begin(t, s1.AccessToken, "beginMfaPasskey")
-	payload(t, e.passkeyMfa(t, s1.AccessToken, a.get(t, opts)), "verifyMfa")
+	payload(t, e.passkeyMfa(t, s1.AccessToken, a.Get(t, opts)), "verifyMfa")
 	clone := *a
-	clone.count -= 2
+	clone.Count -= 2
 	opts = e.begin(t, s2.AccessToken, "beginMfaPasskey")
-	wantRefusal(t, "sign-count regression", e.passkeyMfa(t, s2.AccessToken, clone.get(t, opts)),
+	wantRefusal(t, "sign-count regression", e.passkeyMfa(t, s2.AccessToken, clone.Get(t, opts)),
 		"BAD_USER_INPUT", "response", "sign_count")
 	if !strings.Contains(e.logs.String(), `"event":"passkey_sign_count"`) {
 		t.Error("the regression is not in the audit log")
@@ -336,17 +222,17 @@ func TestPasskeyRefusals(t *testing.T) {
 		{"wrong RP ID", "evil.example", devOrigin, "rejected"},
 	} {
 		wrong := *a
-		wrong.rpID, wrong.origin = tt.rpID, tt.origin
+		wrong.RPID, wrong.Origin = tt.rpID, tt.origin
 		opts = e.begin(t, "", "beginPasskeyLogin")
-		wantRefusal(t, tt.name, e.passkeyLogin(t, wrong.get(t, opts)), "BAD_USER_INPUT", "response", tt.reason)
+		wantRefusal(t, tt.name, e.passkeyLogin(t, wrong.Get(t, opts)), "BAD_USER_INPUT", "response", tt.reason)
 	}
 	opts = e.begin(t, "", "beginPasskeyLogin")
 	noUV := *a
-	noUV.uv = false
-	wantRefusal(t, "no user verification", e.passkeyLogin(t, noUV.get(t, opts)), "BAD_USER_INPUT", "response",
+	noUV.UV = false
+	wantRefusal(t, "no user verification", e.passkeyLogin(t, noUV.Get(t, opts)), "BAD_USER_INPUT", "response",
 		"user_verification_required")
 	wantRefusal(t, "malformed", e.passkeyLogin(t, map[string]any{"id": "x"}), "BAD_USER_INPUT", "response", "invalid_format")
 	opts = e.begin(t, "", "beginPasskeyLogin")
 	e.clock.Advance(2*time.Minute + time.Millisecond)
-	wantRefusal(t, "expired", e.passkeyLogin(t, a.get(t, opts)), "BAD_USER_INPUT", "response", "expired")
+	wantRefusal(t, "expired", e.passkeyLogin(t, a.Get(t, opts)), "BAD_USER_INPUT", "response", "expired")
 }

@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"github.com/authgql/server/internal/auth/passkeytest"
 	"slices"
 	"strings"
 	"sync"
@@ -174,14 +175,14 @@ func newPasskeyFixture(t *testing.T) *passkeyFixture {
 }
 
 // register gives res's account a passkey from ctx; it returns the key.
-func (f *passkeyFixture) addPasskey(t *testing.T, ctx context.Context, name *string) (*softKey, *Passkey) {
+func (f *passkeyFixture) addPasskey(t *testing.T, ctx context.Context, name *string) (*passkeytest.Authenticator, *Passkey) {
 	t.Helper()
 	opts, err := f.svc.BeginPasskeyRegistration(ctx)
 	if err != nil {
 		t.Fatalf("BeginPasskeyRegistration: %v", err)
 	}
-	k := newSoftKey(t, testRPID, testOrigin)
-	p, err := f.svc.FinishPasskeyRegistration(ctx, k.create(t, opts), name)
+	k := passkeytest.New(t, testRPID, testOrigin)
+	p, err := f.svc.FinishPasskeyRegistration(ctx, k.Create(t, opts), name)
 	if err != nil {
 		t.Fatalf("FinishPasskeyRegistration: %v", err)
 	}
@@ -219,13 +220,13 @@ func TestPasskeyRegistration(t *testing.T) {
 	if got := opts["user"].(map[string]any)["id"]; got != b64.EncodeToString([]byte(reg.User.ID)) {
 		t.Errorf("user.id = %v, want the account ID's bytes", got)
 	}
-	k := newSoftKey(t, testRPID, testOrigin)
-	resp := k.create(t, opts)
+	k := passkeytest.New(t, testRPID, testOrigin)
+	resp := k.Create(t, opts)
 	p, err := f.svc.FinishPasskeyRegistration(ctx, resp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Name != "Passkey" || p.ID != b64.EncodeToString(k.id) || !p.CreatedAt.Equal(f.clock.Now().Truncate(time.Millisecond)) {
+	if p.Name != "Passkey" || p.ID != b64.EncodeToString(k.ID) || !p.CreatedAt.Equal(f.clock.Now().Truncate(time.Millisecond)) {
 		t.Errorf("passkey = %+v", p)
 	}
 	if !f.mfaEnabled(t, reg.User.ID) {
@@ -259,7 +260,7 @@ func TestPasskeyRegistration(t *testing.T) {
 		t.Errorf("excludeCredentials = %v, want the first passkey", opts["excludeCredentials"])
 	}
 	// The same authenticator's credential registered again is taken.
-	_, err = f.svc.FinishPasskeyRegistration(f.at(t, reg, 2), k.create(t, opts), nil)
+	_, err = f.svc.FinishPasskeyRegistration(f.at(t, reg, 2), k.Create(t, opts), nil)
 	wantResponseErr(t, err, ReasonTaken)
 	if n, _ := f.svc.passkeyCount(t.Context(), reg.User.ID); n != 1 {
 		t.Errorf("passkeys: %d, want 1", n)
@@ -318,7 +319,7 @@ func TestPasskeyMfa(t *testing.T) {
 	if len(allow) != 1 || allow[0].(map[string]any)["id"] != p.ID {
 		t.Fatalf("allowCredentials = %v", opts["allowCredentials"])
 	}
-	resp := k.get(t, opts)
+	resp := k.Get(t, opts)
 	res, err := f.svc.VerifyMfa(ctx, nil, resp)
 	if err != nil {
 		t.Fatal(err)
@@ -347,7 +348,7 @@ func TestPasskeyMfa(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.VerifyMfa(ctx, nil, k.get(t, opts))
+		_, err = f.svc.VerifyMfa(ctx, nil, k.Get(t, opts))
 		wantResponseErr(t, err, ReasonUnknown)
 	})
 	t.Run("another user's challenge", func(t *testing.T) {
@@ -356,7 +357,7 @@ func TestPasskeyMfa(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.VerifyMfa(ctx, nil, k.get(t, opts))
+		_, err = f.svc.VerifyMfa(ctx, nil, k.Get(t, opts))
 		wantResponseErr(t, err, ReasonUnknown)
 	})
 	t.Run("a login challenge", func(t *testing.T) {
@@ -364,7 +365,7 @@ func TestPasskeyMfa(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.VerifyMfa(ctx, nil, k.get(t, opts))
+		_, err = f.svc.VerifyMfa(ctx, nil, k.Get(t, opts))
 		wantResponseErr(t, err, ReasonUnknown)
 	})
 	t.Run("expired", func(t *testing.T) {
@@ -373,7 +374,7 @@ func TestPasskeyMfa(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.clock.Advance(2 * time.Minute)
-		_, err = f.svc.VerifyMfa(ctx, nil, k.get(t, opts))
+		_, err = f.svc.VerifyMfa(ctx, nil, k.Get(t, opts))
 		wantResponseErr(t, err, ReasonExpired)
 	})
 	t.Run("sign count regression", func(t *testing.T) {
@@ -383,8 +384,8 @@ func TestPasskeyMfa(t *testing.T) {
 		}
 		before, _ := f.creds.ByID(t.Context(), p.ID)
 		clone := *k
-		clone.count = before.SignCount // a clone that lags behind: the same counter again
-		_, err = f.svc.VerifyMfa(ctx, nil, clone.assert(t, opts))
+		clone.Count = before.SignCount // a clone that lags behind: the same counter again
+		_, err = f.svc.VerifyMfa(ctx, nil, clone.Assert(t, opts))
 		wantResponseErr(t, err, ReasonSignCount)
 		if after, _ := f.creds.ByID(t.Context(), p.ID); after.SignCount != before.SignCount {
 			t.Errorf("counter after a regression: %d, want %d", after.SignCount, before.SignCount)
@@ -403,7 +404,7 @@ func TestPasskeyMfa(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.VerifyMfa(ctx, nil, malKey.get(t, opts))
+		_, err = f.svc.VerifyMfa(ctx, nil, malKey.Get(t, opts))
 		wantResponseErr(t, err, ReasonUnknownCredential)
 	})
 }
@@ -426,7 +427,7 @@ func TestPasskeyOrigins(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = f.svc.FinishPasskeyRegistration(ctx, newSoftKey(t, tt.rpID, tt.origin).create(t, opts), nil)
+			_, err = f.svc.FinishPasskeyRegistration(ctx, passkeytest.New(t, tt.rpID, tt.origin).Create(t, opts), nil)
 			wantResponseErr(t, err, tt.reason)
 		})
 	}
@@ -445,7 +446,7 @@ func TestPasskeyOrigins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dev.svc.FinishPasskeyRegistration(dev.at(t, reg, 2), newSoftKey(t, "localhost", "http://localhost:5173").create(t, opts), nil); err != nil {
+	if _, err := dev.svc.FinishPasskeyRegistration(dev.at(t, reg, 2), passkeytest.New(t, "localhost", "http://localhost:5173").Create(t, opts), nil); err != nil {
 		t.Fatalf("a loopback origin in development: %v", err)
 	}
 }
@@ -475,7 +476,7 @@ func TestPasskeyLogin(t *testing.T) {
 	if opts["userVerification"] != "required" || opts["allowCredentials"] != nil {
 		t.Fatalf("login options: %v", opts)
 	}
-	resp := k.get(t, opts)
+	resp := k.Get(t, opts)
 	res, err := f.svc.FinishPasskeyLogin(t.Context(), resp)
 	if err != nil {
 		t.Fatal(err)
@@ -489,32 +490,32 @@ func TestPasskeyLogin(t *testing.T) {
 
 	t.Run("without user verification", func(t *testing.T) {
 		opts, _ := f.svc.BeginPasskeyLogin(t.Context())
-		k.uv = false
-		t.Cleanup(func() { k.uv = true })
-		_, err := f.svc.FinishPasskeyLogin(t.Context(), k.get(t, opts))
+		k.UV = false
+		t.Cleanup(func() { k.UV = true })
+		_, err := f.svc.FinishPasskeyLogin(t.Context(), k.Get(t, opts))
 		wantResponseErr(t, err, ReasonUserVerification)
 	})
 	t.Run("unknown credential", func(t *testing.T) {
 		opts, _ := f.svc.BeginPasskeyLogin(t.Context())
-		stranger := newSoftKey(t, testRPID, testOrigin)
-		stranger.userHandle = []byte(reg.User.ID)
-		_, err := f.svc.FinishPasskeyLogin(t.Context(), stranger.get(t, opts))
+		stranger := passkeytest.New(t, testRPID, testOrigin)
+		stranger.UserHandle = []byte(reg.User.ID)
+		_, err := f.svc.FinishPasskeyLogin(t.Context(), stranger.Get(t, opts))
 		wantResponseErr(t, err, ReasonUnknownCredential)
 	})
 	t.Run("another account's user handle", func(t *testing.T) {
 		opts, _ := f.svc.BeginPasskeyLogin(t.Context())
 		lie := *k
-		lie.userHandle = []byte("000000000000000000000000")
-		_, err := f.svc.FinishPasskeyLogin(t.Context(), lie.get(t, opts))
+		lie.UserHandle = []byte("000000000000000000000000")
+		_, err := f.svc.FinishPasskeyLogin(t.Context(), lie.Get(t, opts))
 		wantResponseErr(t, err, ReasonRejected)
-		k.count = lie.count
+		k.Count = lie.Count
 	})
 	t.Run("an mfa challenge", func(t *testing.T) {
 		opts, err := f.svc.BeginMfaPasskey(f.at(t, reg, 1))
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = f.svc.FinishPasskeyLogin(t.Context(), k.get(t, opts))
+		_, err = f.svc.FinishPasskeyLogin(t.Context(), k.Get(t, opts))
 		wantResponseErr(t, err, ReasonUnknown)
 	})
 	t.Run("disabled account", func(t *testing.T) {
@@ -523,12 +524,12 @@ func TestPasskeyLogin(t *testing.T) {
 		}
 		t.Cleanup(func() { f.users.SetDisabled(context.Background(), reg.User.ID, false) })
 		opts, _ := f.svc.BeginPasskeyLogin(t.Context())
-		_, err := f.svc.FinishPasskeyLogin(t.Context(), k.get(t, opts))
+		_, err := f.svc.FinishPasskeyLogin(t.Context(), k.Get(t, opts))
 		wantCode(t, err, CodeForbidden, ReasonUserDisabled)
 	})
 	t.Run("one of many racing answers", func(t *testing.T) {
 		opts, _ := f.svc.BeginPasskeyLogin(t.Context())
-		resp := k.get(t, opts)
+		resp := k.Get(t, opts)
 		var wins atomic.Int32
 		var wg sync.WaitGroup
 		for range 10 {
@@ -549,8 +550,8 @@ func TestPasskeyLogin(t *testing.T) {
 		// counter's marker lets one through.
 		o1, _ := f.svc.BeginPasskeyLogin(t.Context())
 		o2, _ := f.svc.BeginPasskeyLogin(t.Context())
-		k.count++
-		r1, r2 := k.assert(t, o1), k.assert(t, o2)
+		k.Count++
+		r1, r2 := k.Assert(t, o1), k.Assert(t, o2)
 		_, err1 := f.svc.FinishPasskeyLogin(t.Context(), r1)
 		_, err2 := f.svc.FinishPasskeyLogin(t.Context(), r2)
 		if err1 != nil {
