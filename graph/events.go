@@ -43,7 +43,7 @@ func (r *subscriptionResolver) securityEvents(ctx context.Context) (<-chan *mode
 				}
 				ends := own && ev.Type == auth.EventSessionRevoked
 				if ends && sock != nil {
-					sock.CloseAfterNextWrite(ws.CodeForbidden, auth.ReasonSessionRevoked)
+					sock.CloseAfterFinalEvent(ws.CodeForbidden, auth.ReasonSessionRevoked)
 				}
 				select {
 				case out <- securityEvent(ev, own):
@@ -51,8 +51,7 @@ func (r *subscriptionResolver) securityEvents(ctx context.Context) (<-chan *mode
 					return
 				}
 				if ends {
-					<-ctx.Done() // the socket closes: no "complete" before its close frame
-					return
+					return // the stream ends; the socket closes once this event is out
 				}
 			}
 		}

@@ -186,7 +186,7 @@ func (h *Hub) unbindLocked(s *Socket) {
 // SessionsEnded closes the sockets of sessions that ended (logout, revocation,
 // a password change, a disabled or deleted account) with 4403
 // session_revoked. A socket that is delivering security events first gets
-// the chance to write its own SESSION_REVOKED (see Socket.CloseAfterNextWrite).
+// the chance to write its own SESSION_REVOKED (see Socket.CloseAfterFinalEvent).
 func (h *Hub) SessionsEnded(ids []string) {
 	h.mu.Lock()
 	var hit []*Socket

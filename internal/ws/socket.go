@@ -36,7 +36,9 @@ type Socket struct {
 	ops       map[string]struct{} // operation ids running
 	ended     map[string]struct{} // ids that ended by the client's complete or an error: no complete follows
 	events    int                 // securityEvents subscriptions running
-	afterNext []chan struct{}     // waiting for the next "next" message to be written
+	// ending is set when a subscription delivers the end of the socket's own
+	// session: the complete that follows its last event closes the socket.
+	ending *closing
 
 	// guarded by hub.mu
 	boundUser, boundSession string
@@ -218,22 +220,28 @@ func (s *Socket) WriteJSON(v any) error {
 	case "error":
 		s.endOp(f.ID, true)
 	case "complete":
+		s.mu.Lock()
+		ending := s.ending
+		s.mu.Unlock()
+		if ending != nil {
+			// gqlgen runs a subscription's results one after another: this
+			// complete comes after the final event was written. The socket
+			// closes instead, with no complete before its close frame.
+			ending.once.Do(func() { s.CloseWith(ending.code, ending.reason) })
+			return nil
+		}
 		if s.suppressComplete(f.ID) {
 			return nil
 		}
 		s.endOp(f.ID, false)
 	}
-	err = s.inner.WriteJSON(json.RawMessage(data))
-	if f.Type == "next" {
-		s.mu.Lock()
-		waiting := s.afterNext
-		s.afterNext = nil
-		s.mu.Unlock()
-		for _, ch := range waiting {
-			close(ch)
-		}
-	}
-	return err
+	return s.inner.WriteJSON(json.RawMessage(data))
+}
+
+type closing struct {
+	code   int
+	reason string
+	once   sync.Once
 }
 
 // WriteClose is gqlgen closing the socket: its codes are mapped to the
@@ -271,21 +279,22 @@ func (s *Socket) Closed() bool {
 	return s.closed
 }
 
-// CloseAfterNextWrite closes the socket once the next result message has been
-// written (or after the hub's grace period): a subscription delivering the
-// event that ends its own session calls it just before handing the event on.
-func (s *Socket) CloseAfterNextWrite(code int, reason string) {
-	ch := make(chan struct{})
+// CloseAfterFinalEvent closes the socket once a subscription's final event
+// has been written: the subscription hands the event on and then ends, and
+// gqlgen, which writes a subscription's results in order, sends its complete
+// only after that event; the socket closes there (or after the hub's grace
+// period at the latest). A subscription delivering the end of the socket's
+// own session calls it before handing that event on.
+func (s *Socket) CloseAfterFinalEvent(code int, reason string) {
+	c := &closing{code: code, reason: reason}
 	s.mu.Lock()
-	s.afterNext = append(s.afterNext, ch)
+	if s.ending == nil {
+		s.ending = c
+	} else {
+		c = s.ending
+	}
 	s.mu.Unlock()
-	go func() {
-		select {
-		case <-ch:
-		case <-time.After(s.hub.cfg.CloseGracePeriod):
-		}
-		s.CloseWith(code, reason)
-	}()
+	time.AfterFunc(s.hub.cfg.CloseGracePeriod, func() { c.once.Do(func() { s.CloseWith(c.code, c.reason) }) })
 }
 
 // WatchEvents records a securityEvents subscription on this socket until the
