@@ -1,0 +1,225 @@
+package federation
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/authgql/server/internal/auth"
+)
+
+// FlowTTL is how long a started flow can be finished.
+const FlowTTL = 10 * time.Minute
+
+// Flow is what Begin keeps for Finish, stored under the hash of its state so
+// that any instance can finish it and the database never holds the state.
+type Flow struct {
+	Provider  string
+	Verifier  string // the PKCE code verifier
+	Nonce     string
+	Redirect  string // sanitized, app-relative, or ""
+	ExpiresAt time.Time
+}
+
+// FlowStore keeps started flows by key, the SHA-256 of their state.
+type FlowStore interface {
+	// Save inserts f under key.
+	Save(ctx context.Context, key string, f Flow) error
+	// Load returns the flow under key, expired or not; auth.ErrNotFound when
+	// there is none. Single use is the Claimer's job, not the store's.
+	Load(ctx context.Context, key string) (Flow, error)
+}
+
+// Claimer consumes single-use keys. Claim must rest on an insert against a
+// unique key (the one write that is atomic on the embedded database too):
+// false when key was claimed before.
+type Claimer interface {
+	Claim(ctx context.Context, key string, until time.Time) (bool, error)
+}
+
+// MarkerClaimer claims keys as markers of an auth.MarkerStore.
+type MarkerClaimer struct{ Markers auth.MarkerStore }
+
+// Claim puts key as a marker; a duplicate means claimed before.
+func (c MarkerClaimer) Claim(ctx context.Context, key string, until time.Time) (bool, error) {
+	err := c.Markers.Put(ctx, key, until)
+	if errors.Is(err, auth.ErrDuplicate) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Identity is a provider's verified assertion about a user.
+type Identity struct {
+	Provider          string
+	Subject           string
+	Email             string
+	EmailVerified     bool
+	Name              string
+	PreferredUsername string
+}
+
+// Result is a finished flow: who signed in, and where the app wanted to go.
+type Result struct {
+	Identity Identity
+	Redirect string
+}
+
+// Begin starts a flow with provider and returns the provider's authorization
+// URL. redirect is kept only if it is an app-relative path.
+func (r *Registry) Begin(ctx context.Context, provider, redirect string) (string, error) {
+	p, ok := r.providers[provider]
+	if !ok {
+		return "", ErrUnknownProvider
+	}
+	d := p.ready.Load()
+	if d == nil {
+		return "", fail(ProviderError, errors.New("provider not discovered yet"))
+	}
+	state, nonce := random(), random()
+	verifier := oauth2.GenerateVerifier()
+	f := Flow{
+		Provider: provider, Verifier: verifier, Nonce: nonce,
+		Redirect: SanitizeRedirect(redirect), ExpiresAt: r.now().Add(FlowTTL),
+	}
+	if err := r.flows.Save(ctx, stateKey(state), f); err != nil {
+		return "", fmt.Errorf("federation: save flow: %w", err)
+	}
+	return d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), nil
+}
+
+// Finish completes a flow of provider from the callback's query. A failure
+// is an *Error with its Code, except for a database failure (any other
+// error) or ErrUnknownProvider.
+func (r *Registry) Finish(ctx context.Context, provider string, query url.Values) (*Result, error) {
+	p, ok := r.providers[provider]
+	if !ok {
+		return nil, ErrUnknownProvider
+	}
+	if e := query.Get("error"); e != "" {
+		if e == "access_denied" {
+			return nil, fail(AccessDenied, nil)
+		}
+		// The provider's own error code is a short registered token, safe to log.
+		return nil, fail(ProviderError, fmt.Errorf("provider answered error=%.64q", e))
+	}
+	state := query.Get("state")
+	if state == "" {
+		return nil, fail(InvalidState, errors.New("no state"))
+	}
+	key := stateKey(state)
+	f, err := r.flows.Load(ctx, key)
+	if errors.Is(err, auth.ErrNotFound) {
+		return nil, fail(InvalidState, errors.New("unknown state"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("federation: load flow: %w", err)
+	}
+	if f.Provider != provider {
+		return nil, fail(InvalidState, errors.New("state of another provider"))
+	}
+	if !r.now().Before(f.ExpiresAt) {
+		return nil, fail(Expired, nil)
+	}
+	claimed, err := r.claims.Claim(ctx, "federation/"+key, f.ExpiresAt)
+	if err != nil {
+		return nil, fmt.Errorf("federation: claim state: %w", err)
+	}
+	if !claimed {
+		return nil, fail(InvalidState, errors.New("state already used"))
+	}
+	d := p.ready.Load()
+	if d == nil {
+		return nil, fail(ProviderError, errors.New("provider not discovered yet"))
+	}
+	code := query.Get("code")
+	if code == "" {
+		return nil, fail(ProviderError, errors.New("no code"))
+	}
+
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, r.client)
+	tok, err := d.oauth.Exchange(hctx, code, oauth2.VerifierOption(f.Verifier))
+	if err != nil {
+		return nil, fail(ProviderError, exchangeError(err))
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return nil, fail(ProviderError, errors.New("no id_token in the token response"))
+	}
+	idt, err := d.verifier.Verify(oidc.ClientContext(ctx, r.client), raw)
+	if err != nil {
+		return nil, fail(ProviderError, fmt.Errorf("id token: %w", err))
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
+		return nil, fail(ProviderError, errors.New("id token: nonce does not match"))
+	}
+	var c struct {
+		Email             string          `json:"email"`
+		EmailVerified     json.RawMessage `json:"email_verified"`
+		Name              string          `json:"name"`
+		PreferredUsername string          `json:"preferred_username"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		return nil, fail(ProviderError, fmt.Errorf("id token claims: %w", err))
+	}
+	if idt.Subject == "" {
+		return nil, fail(ProviderError, errors.New("id token: no subject"))
+	}
+	return &Result{
+		Identity: Identity{
+			Provider: provider, Subject: idt.Subject, Email: c.Email, EmailVerified: truthy(c.EmailVerified),
+			Name: c.Name, PreferredUsername: c.PreferredUsername,
+		},
+		Redirect: f.Redirect,
+	}, nil
+}
+
+// exchangeError keeps what is safe to log of a failed exchange: the token
+// endpoint's error body might echo what was sent.
+func exchangeError(err error) error {
+	if re, ok := errors.AsType[*oauth2.RetrieveError](err); ok {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fmt.Errorf("token endpoint: status %d, error=%.64q", status, re.ErrorCode)
+	}
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		return fmt.Errorf("token endpoint: %s: %w", ue.Op, ue.Err)
+	}
+	return errors.New("token exchange failed")
+}
+
+// truthy reads email_verified as a boolean or, as some providers send it, the
+// string "true".
+func truthy(raw json.RawMessage) bool {
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return b
+	}
+	var s string
+	return json.Unmarshal(raw, &s) == nil && s == "true"
+}
+
+// stateKey is what stores see of a state: its SHA-256, base64url.
+func stateKey(state string) string {
+	sum := sha256.Sum256([]byte(state))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// random returns 256 bits from crypto/rand, base64url.
+func random() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
