@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -126,6 +127,24 @@ type harness struct {
 	claims *memClaims
 	skew   *atomic.Int64 // added to time.Now by the registry's clock
 	public string
+	log    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 const publicURL = "http://authgql.test"
@@ -134,12 +153,13 @@ func newHarness(t *testing.T, providers ...Provider) *harness {
 	t.Helper()
 	h := &harness{
 		flows: &memFlows{m: map[string]Flow{}}, claims: &memClaims{m: map[string]time.Time{}},
-		skew: new(atomic.Int64), public: publicURL,
+		skew: new(atomic.Int64), public: publicURL, log: &syncBuffer{},
 	}
 	reg, err := NewRegistry(t.Context(), Options{
 		PublicURL: h.public, Providers: providers, Flows: h.flows, Claims: h.claims,
 		Now:   func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) },
-		Retry: 20 * time.Millisecond,
+		Retry:  20 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(h.log, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -372,9 +392,9 @@ func TestFederationTamperedFlow(t *testing.T) {
 		reason string // in the error for the log
 	}{
 		"wrong PKCE verifier":   {func(f *Flow) { f.Verifier = strings.Repeat("x", 43) }, "invalid_grant"},
-		"missing PKCE verifier": {func(f *Flow) { f.Verifier = "" }, "invalid_grant"},
+		"missing PKCE verifier": {func(f *Flow) { f.Verifier = "" }, "without PKCE verifier"},
 		"wrong nonce":           {func(f *Flow) { f.Nonce = random() }, "nonce"},
-		"missing nonce":         {func(f *Flow) { f.Nonce = "" }, "nonce"},
+		"missing nonce":         {func(f *Flow) { f.Nonce = "" }, "or nonce"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			authURL := begin(t, h, "mock", "")
@@ -389,6 +409,32 @@ func TestFederationTamperedFlow(t *testing.T) {
 				t.Errorf("error %q contains the code", err)
 			}
 		})
+	}
+}
+
+// TestFederationExpiredIDToken: a token past its exp is refused by the
+// verifier on the registry's clock, while the flow itself is still fresh.
+func TestFederationExpiredIDToken(t *testing.T) {
+	m, err := mockoidc.NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.AccessTTL = time.Minute // the ID token's lifetime too
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ln, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(m) })
+	h := newHarness(t, mockProvider("mock", m))
+	query := authorize(t, begin(t, h, "mock", ""))
+	h.skew.Store(int64(5 * time.Minute))
+	res, err := h.reg.Finish(t.Context(), "mock", query)
+	wantCode(t, res, err, ProviderError)
+	if !strings.Contains(err.Error(), "expired") {
+		t.Errorf("err = %v, want an expired token", err)
 	}
 }
 
@@ -545,9 +591,19 @@ func TestFederationProviderUnreachableAtStart(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	got, err := h.reg.Finish(t.Context(), "late", authorize(t, begin(t, h, "late", "/x")))
+	query := authorize(t, begin(t, h, "late", "/x"))
+	got, err := h.reg.Finish(t.Context(), "late", query)
 	if err != nil {
 		t.Fatal(err)
+	}
+	logs := h.log.String()
+	for _, want := range []string{"provider unreachable", "provider=late", "provider discovered"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs, query.Get("code")) || strings.Contains(logs, query.Get("state")) {
+		t.Errorf("logs carry the code or state:\n%s", logs)
 	}
 	if got.Identity.Subject != "1234567890" || got.Redirect != "/x" {
 		t.Errorf("Finish = %+v", got)

@@ -142,6 +142,11 @@ func (r *Registry) Finish(ctx context.Context, provider string, query url.Values
 	if d == nil {
 		return nil, fail(ProviderError, errors.New("provider not discovered yet"))
 	}
+	// Begin always stores both; a flow without them would downgrade PKCE or
+	// accept a token without a nonce.
+	if f.Verifier == "" || f.Nonce == "" {
+		return nil, fail(ProviderError, errors.New("flow without PKCE verifier or nonce"))
+	}
 	code := query.Get("code")
 	if code == "" {
 		return nil, fail(ProviderError, errors.New("no code"))
