@@ -157,7 +157,7 @@ func newHarness(t *testing.T, providers ...Provider) *harness {
 	}
 	reg, err := NewRegistry(t.Context(), Options{
 		PublicURL: h.public, Providers: providers, Flows: h.flows, Claims: h.claims,
-		Now:   func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) },
+		Now:    func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) },
 		Retry:  20 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(h.log, nil)),
 	})
