@@ -26,16 +26,16 @@ type Socket struct {
 	heard atomic.Int64
 	acked atomic.Bool // connection_ack was written: keep-alive pings may follow
 
-	mu        sync.Mutex
-	closed    bool
-	inited    bool
-	raw       string // the access token the socket runs on ("" anonymous)
-	claims    auth.Claims
-	authed    bool
-	expiry    *time.Timer
-	ops       map[string]struct{} // operation ids running
-	ended     map[string]struct{} // ids that ended by the client's complete or an error: no complete follows
-	events    int                 // securityEvents subscriptions running
+	mu     sync.Mutex
+	closed bool
+	inited bool
+	raw    string // the access token the socket runs on ("" anonymous)
+	claims auth.Claims
+	authed bool
+	expiry *time.Timer
+	ops    map[string]struct{} // operation ids running
+	ended  map[string]struct{} // ids that ended by the client's complete or an error: no complete follows
+	events int                 // securityEvents subscriptions running
 	// ending is set when a subscription delivers the end of the socket's own
 	// session: the complete that follows its last event closes the socket.
 	ending *closing

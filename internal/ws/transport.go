@@ -96,9 +96,9 @@ func (h *Hub) Handler(l Limits, next http.Handler) http.Handler {
 func (h *Hub) Transport() transport.Websocket {
 	limit := h.cfg.MaxMessageBytes
 	return transport.Websocket{
-		Implementation:   implementation{h},
-		InitFunc:         h.initFunc,
-		InitTimeout: h.cfg.InitTimeout,
+		Implementation: implementation{h},
+		InitFunc:       h.initFunc,
+		InitTimeout:    h.cfg.InitTimeout,
 		// Keep-alive pings come from the hub (one goroutine for every
 		// socket), not from a goroutine and a ticker per socket.
 		PayloadReadLimit: &limit,
