@@ -122,7 +122,10 @@ func shutdown(m *mockoidc.MockOIDC) {
 }
 
 type harness struct {
-	reg    *Registry
+	reg *Registry
+	// bindings maps each begun flow's state to the binding Begin gave the
+	// browser, for finish.
+	bindings sync.Map
 	flows  *memFlows
 	claims *memClaims
 	skew   *atomic.Int64 // added to time.Now by the registry's clock
@@ -199,11 +202,21 @@ func authorize(t *testing.T, authURL string) url.Values {
 
 func begin(t *testing.T, h *harness, provider, redirect string) string {
 	t.Helper()
-	authURL, err := h.reg.Begin(t.Context(), provider, redirect)
+	st, err := h.reg.Begin(t.Context(), provider, BeginOptions{Redirect: redirect})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return authURL
+	u, _ := url.Parse(st.URL)
+	h.bindings.Store(u.Query().Get("state"), st.Binding)
+	return st.URL
+}
+
+// finish finishes a flow with the binding of the browser that began it.
+func (h *harness) finish(t *testing.T, provider string, query url.Values) (*Result, error) {
+	t.Helper()
+	b, _ := h.bindings.Load(query.Get("state"))
+	binding, _ := b.(string)
+	return h.reg.Finish(t.Context(), provider, query, binding)
 }
 
 func wantCode(t *testing.T, res *Result, err error, want Code) {
@@ -231,7 +244,11 @@ func TestFederationRoundTrip(t *testing.T) {
 			http.NotFound(w, r)
 			return
 		}
-		res, err := reg.Load().Finish(r.Context(), name, r.URL.Query())
+		var binding string
+		if c, err := r.Cookie("binding"); err == nil {
+			binding = c.Value
+		}
+		res, err := reg.Load().Finish(r.Context(), name, r.URL.Query(), binding)
 		if err != nil {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": string(CodeOf(err))})
 			return
@@ -252,10 +269,11 @@ func TestFederationRoundTrip(t *testing.T) {
 		t.Errorf("Providers = %+v, want mock ready", got)
 	}
 
-	authURL, err := r.Begin(t.Context(), "mock", "/settings?tab=1")
+	st, err := r.Begin(t.Context(), "mock", BeginOptions{Redirect: "/settings?tab=1"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	authURL := st.URL
 	u, _ := url.Parse(authURL)
 	q := u.Query()
 	for k, want := range map[string]string{
@@ -288,7 +306,12 @@ func TestFederationRoundTrip(t *testing.T) {
 		t.Errorf("flow expires in %v, want 10m", d)
 	}
 
+	if len(st.Binding) < 43 || f.Binding != stateKey(st.Binding) || strings.Contains(authURL, st.Binding) {
+		t.Errorf("binding %q: stored %q, want its hash and never in the provider's URL", st.Binding, f.Binding)
+	}
 	jar, _ := cookiejar.New(nil)
+	appURL, _ := url.Parse(app.URL)
+	jar.SetCookies(appURL, []*http.Cookie{{Name: "binding", Value: st.Binding}})
 	res, err := (&http.Client{Jar: jar}).Get(authURL)
 	if err != nil {
 		t.Fatal(err)
@@ -319,10 +342,10 @@ func TestFederationStateIsSingleUseAndBound(t *testing.T) {
 
 	t.Run("replayed callback", func(t *testing.T) {
 		query := authorize(t, begin(t, h, "a", ""))
-		if _, err := h.reg.Finish(t.Context(), "a", query); err != nil {
+		if _, err := h.finish(t, "a", query); err != nil {
 			t.Fatal(err)
 		}
-		res, err := h.reg.Finish(t.Context(), "a", query)
+		res, err := h.finish(t, "a", query)
 		wantCode(t, res, err, InvalidState)
 	})
 	t.Run("tampered state", func(t *testing.T) {
@@ -334,22 +357,42 @@ func TestFederationStateIsSingleUseAndBound(t *testing.T) {
 			"extended": state + "A", "empty": "",
 		} {
 			q := url.Values{"code": {query.Get("code")}, "state": {tampered}}
-			res, err := h.reg.Finish(t.Context(), "a", q)
+			res, err := h.finish(t, "a", q)
 			t.Run(name, func(t *testing.T) { wantCode(t, res, err, InvalidState) })
 		}
 		if h.claims.len() != before {
 			t.Error("a tampered state claimed something")
 		}
 		// The real state still finishes.
-		if _, err := h.reg.Finish(t.Context(), "a", query); err != nil {
+		if _, err := h.finish(t, "a", query); err != nil {
 			t.Errorf("the untampered state: %v", err)
+		}
+	})
+	t.Run("callback from another browser", func(t *testing.T) {
+		// Login CSRF: an attacker's state and code, finished in the
+		// victim's browser, which has no binding or another flow's.
+		query := authorize(t, begin(t, h, "a", ""))
+		other, _ := url.Parse(begin(t, h, "a", ""))
+		otherBinding, _ := h.bindings.Load(other.Query().Get("state"))
+		before := h.claims.len()
+		for name, binding := range map[string]string{
+			"none": "", "another flow's": otherBinding.(string), "made up": strings.Repeat("A", 43),
+		} {
+			res, err := h.reg.Finish(t.Context(), "a", query, binding)
+			t.Run(name, func(t *testing.T) { wantCode(t, res, err, InvalidState) })
+		}
+		if h.claims.len() != before {
+			t.Error("a callback from another browser spent the state")
+		}
+		if _, err := h.finish(t, "a", query); err != nil {
+			t.Errorf("the browser that began it: %v", err)
 		}
 	})
 	t.Run("state of another provider", func(t *testing.T) {
 		query := authorize(t, begin(t, h, "a", ""))
-		res, err := h.reg.Finish(t.Context(), "b", query)
+		res, err := h.finish(t, "b", query)
 		wantCode(t, res, err, InvalidState)
-		if _, err := h.reg.Finish(t.Context(), "a", query); err != nil {
+		if _, err := h.finish(t, "a", query); err != nil {
 			t.Errorf("on its own provider: %v", err)
 		}
 	})
@@ -358,7 +401,7 @@ func TestFederationStateIsSingleUseAndBound(t *testing.T) {
 		before := h.claims.len()
 		h.skew.Store(int64(FlowTTL))
 		t.Cleanup(func() { h.skew.Store(0) })
-		res, err := h.reg.Finish(t.Context(), "a", query)
+		res, err := h.finish(t, "a", query)
 		wantCode(t, res, err, Expired)
 		if h.claims.len() != before {
 			t.Error("an expired state was claimed")
@@ -368,17 +411,17 @@ func TestFederationStateIsSingleUseAndBound(t *testing.T) {
 		authURL := begin(t, h, "a", "")
 		u, _ := url.Parse(authURL)
 		q := url.Values{"error": {"access_denied"}, "state": {u.Query().Get("state")}}
-		res, err := h.reg.Finish(t.Context(), "a", q)
+		res, err := h.finish(t, "a", q)
 		wantCode(t, res, err, AccessDenied)
 		q.Set("error", "server_error")
-		res, err = h.reg.Finish(t.Context(), "a", q)
+		res, err = h.finish(t, "a", q)
 		wantCode(t, res, err, ProviderError)
 	})
 	t.Run("unknown provider", func(t *testing.T) {
-		if _, err := h.reg.Begin(t.Context(), "c", ""); !errors.Is(err, ErrUnknownProvider) {
+		if _, err := h.reg.Begin(t.Context(), "c", BeginOptions{}); !errors.Is(err, ErrUnknownProvider) {
 			t.Errorf("Begin: err = %v, want ErrUnknownProvider", err)
 		}
-		if _, err := h.reg.Finish(t.Context(), "c", url.Values{}); !errors.Is(err, ErrUnknownProvider) {
+		if _, err := h.finish(t, "c", url.Values{}); !errors.Is(err, ErrUnknownProvider) {
 			t.Errorf("Finish: err = %v, want ErrUnknownProvider", err)
 		}
 	})
@@ -400,7 +443,7 @@ func TestFederationTamperedFlow(t *testing.T) {
 			authURL := begin(t, h, "mock", "")
 			h.flows.tamper(t, authURL, tc.change)
 			query := authorize(t, authURL)
-			res, err := h.reg.Finish(t.Context(), "mock", query)
+			res, err := h.finish(t, "mock", query)
 			wantCode(t, res, err, ProviderError)
 			if !strings.Contains(err.Error(), tc.reason) {
 				t.Errorf("err = %v, want %s", err, tc.reason)
@@ -431,7 +474,7 @@ func TestFederationExpiredIDToken(t *testing.T) {
 	h := newHarness(t, mockProvider("mock", m))
 	query := authorize(t, begin(t, h, "mock", ""))
 	h.skew.Store(int64(5 * time.Minute))
-	res, err := h.reg.Finish(t.Context(), "mock", query)
+	res, err := h.finish(t, "mock", query)
 	wantCode(t, res, err, ProviderError)
 	if !strings.Contains(err.Error(), "expired") {
 		t.Errorf("err = %v, want an expired token", err)
@@ -475,7 +518,7 @@ func TestFederationForeignIDToken(t *testing.T) {
 		p := mockProvider("mock", m)
 		p.ClientID = "our-app"
 		h := newHarness(t, p)
-		res, err := h.reg.Finish(t.Context(), "mock", authorize(t, begin(t, h, "mock", "")))
+		res, err := h.finish(t, "mock", authorize(t, begin(t, h, "mock", "")))
 		wantCode(t, res, err, ProviderError)
 		if !strings.Contains(err.Error(), "audience") {
 			t.Errorf("err = %v, want an audience failure", err)
@@ -503,7 +546,7 @@ func TestFederationForeignIDToken(t *testing.T) {
 		p := mockProvider("mock", m)
 		p.Issuer = self
 		h := newHarness(t, p)
-		res, err := h.reg.Finish(t.Context(), "mock", authorize(t, begin(t, h, "mock", "")))
+		res, err := h.finish(t, "mock", authorize(t, begin(t, h, "mock", "")))
 		wantCode(t, res, err, ProviderError)
 		if !strings.Contains(err.Error(), "issued by a different provider") {
 			t.Errorf("err = %v, want an issuer failure", err)
@@ -538,7 +581,7 @@ func TestFederationOpenRedirect(t *testing.T) {
 		if strings.Contains(authURL, "evil") {
 			t.Errorf("authorization URL carries %q: %s", evil, authURL)
 		}
-		res, err := h.reg.Finish(t.Context(), "mock", authorize(t, authURL))
+		res, err := h.finish(t, "mock", authorize(t, authURL))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -568,10 +611,10 @@ func TestFederationProviderUnreachableAtStart(t *testing.T) {
 	if got := h.reg.Providers(); len(got) != 1 || got[0].Ready {
 		t.Errorf("Providers = %+v, want late not ready", got)
 	}
-	if _, err := h.reg.Begin(t.Context(), "late", ""); CodeOf(err) != ProviderError || err == nil {
+	if _, err := h.reg.Begin(t.Context(), "late", BeginOptions{}); CodeOf(err) != ProviderError || err == nil {
 		t.Errorf("Begin before discovery: err = %v, want provider_error", err)
 	}
-	res, err := h.reg.Finish(t.Context(), "late", url.Values{"state": {"x"}, "code": {"y"}})
+	res, err := h.finish(t, "late", url.Values{"state": {"x"}, "code": {"y"}})
 	if err == nil {
 		t.Fatalf("Finish before discovery = %+v, want an error", res)
 	}
@@ -592,7 +635,7 @@ func TestFederationProviderUnreachableAtStart(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	query := authorize(t, begin(t, h, "late", "/x"))
-	got, err := h.reg.Finish(t.Context(), "late", query)
+	got, err := h.finish(t, "late", query)
 	if err != nil {
 		t.Fatal(err)
 	}

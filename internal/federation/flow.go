@@ -24,11 +24,19 @@ const FlowTTL = 10 * time.Minute
 // Flow is what Begin keeps for Finish, stored under the hash of its state so
 // that any instance can finish it and the database never holds the state.
 type Flow struct {
-	Provider  string
-	Verifier  string // the PKCE code verifier
-	Nonce     string
-	Redirect  string // sanitized, app-relative, or ""
-	ExpiresAt time.Time
+	Provider string
+	Verifier string // the PKCE code verifier
+	Nonce    string
+	Redirect string // sanitized, app-relative, or ""
+	// Binding is the SHA-256 (hex) of the secret that Begin handed the
+	// browser (a short-lived cookie): the callback must come from the same
+	// browser, so a victim cannot be made to finish an attacker's flow
+	// (login CSRF).
+	Binding string
+	// LinkUserID is set for a link flow: the signed-in account the identity
+	// is to join.
+	LinkUserID string
+	ExpiresAt  time.Time
 }
 
 // FlowStore keeps started flows by key, the SHA-256 of their state.
@@ -69,39 +77,56 @@ type Identity struct {
 	PreferredUsername string
 }
 
-// Result is a finished flow: who signed in, and where the app wanted to go.
+// Result is a finished flow: who signed in, where the app wanted to go, and
+// for a link flow the account the identity joins.
 type Result struct {
-	Identity Identity
-	Redirect string
+	Identity   Identity
+	Redirect   string
+	LinkUserID string
 }
 
-// Begin starts a flow with provider and returns the provider's authorization
-// URL. redirect is kept only if it is an app-relative path.
-func (r *Registry) Begin(ctx context.Context, provider, redirect string) (string, error) {
+// BeginOptions are what a flow carries to its end.
+type BeginOptions struct {
+	Redirect   string // kept only if it is an app-relative path
+	LinkUserID string // a link flow for this signed-in account
+}
+
+// Started is a begun flow: send the browser to URL, and give it Binding
+// (as a short-lived cookie) to hand back to Finish.
+type Started struct {
+	URL     string
+	Binding string
+}
+
+// Begin starts a flow with provider.
+func (r *Registry) Begin(ctx context.Context, provider string, o BeginOptions) (Started, error) {
 	p, ok := r.providers[provider]
 	if !ok {
-		return "", ErrUnknownProvider
+		return Started{}, ErrUnknownProvider
 	}
 	d := p.ready.Load()
 	if d == nil {
-		return "", fail(ProviderError, errors.New("provider not discovered yet"))
+		return Started{}, fail(ProviderError, errors.New("provider not discovered yet"))
 	}
-	state, nonce := random(), random()
+	state, nonce, binding := random(), random(), random()
 	verifier := oauth2.GenerateVerifier()
 	f := Flow{
-		Provider: provider, Verifier: verifier, Nonce: nonce,
-		Redirect: SanitizeRedirect(redirect), ExpiresAt: r.now().Add(FlowTTL),
+		Provider: provider, Verifier: verifier, Nonce: nonce, Binding: stateKey(binding),
+		Redirect: SanitizeRedirect(o.Redirect), LinkUserID: o.LinkUserID, ExpiresAt: r.now().Add(FlowTTL),
 	}
 	if err := r.flows.Save(ctx, stateKey(state), f); err != nil {
-		return "", fmt.Errorf("federation: save flow: %w", err)
+		return Started{}, fmt.Errorf("federation: save flow: %w", err)
 	}
-	return d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), nil
+	return Started{
+		URL:     d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)),
+		Binding: binding,
+	}, nil
 }
 
-// Finish completes a flow of provider from the callback's query. A failure
-// is an *Error with its Code, except for a database failure (any other
-// error) or ErrUnknownProvider.
-func (r *Registry) Finish(ctx context.Context, provider string, query url.Values) (*Result, error) {
+// Finish completes a flow of provider from the callback's query and the
+// binding that Begin gave the browser. A failure is an *Error with its Code,
+// except for a database failure (any other error) or ErrUnknownProvider.
+func (r *Registry) Finish(ctx context.Context, provider string, query url.Values, binding string) (*Result, error) {
 	p, ok := r.providers[provider]
 	if !ok {
 		return nil, ErrUnknownProvider
@@ -130,6 +155,11 @@ func (r *Registry) Finish(ctx context.Context, provider string, query url.Values
 	}
 	if !r.now().Before(f.ExpiresAt) {
 		return nil, fail(Expired, nil)
+	}
+	// Checked before the state is spent: a callback from another browser
+	// (login CSRF) leaves the real one able to finish.
+	if binding == "" || subtle.ConstantTimeCompare([]byte(stateKey(binding)), []byte(f.Binding)) != 1 {
+		return nil, fail(InvalidState, errors.New("state not bound to this browser"))
 	}
 	claimed, err := r.claims.Claim(ctx, "federation/"+key, f.ExpiresAt)
 	if err != nil {
@@ -185,7 +215,8 @@ func (r *Registry) Finish(ctx context.Context, provider string, query url.Values
 			Provider: provider, Subject: idt.Subject, Email: c.Email, EmailVerified: truthy(c.EmailVerified),
 			Name: c.Name, PreferredUsername: c.PreferredUsername,
 		},
-		Redirect: f.Redirect,
+		Redirect:   f.Redirect,
+		LinkUserID: f.LinkUserID,
 	}, nil
 }
 

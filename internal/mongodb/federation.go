@@ -30,6 +30,8 @@ type flowDoc struct {
 	Verifier  string    `bson:"verifier"`
 	Nonce     string    `bson:"nonce"`
 	Redirect  string    `bson:"redirect,omitempty"`
+	Binding   string    `bson:"binding"`
+	LinkUser  string    `bson:"link_user,omitempty"`
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
@@ -51,7 +53,7 @@ func NewFlowStore(ctx context.Context, db *mongo.Database) (*FlowStore, error) {
 func (s *FlowStore) Save(ctx context.Context, key string, f federation.Flow) error {
 	_, err := s.coll.InsertOne(ctx, flowDoc{
 		Key: key, Provider: f.Provider, Verifier: f.Verifier, Nonce: f.Nonce, Redirect: f.Redirect,
-		ExpiresAt: millis(f.ExpiresAt),
+		Binding: f.Binding, LinkUser: f.LinkUserID, ExpiresAt: millis(f.ExpiresAt),
 	})
 	if mongo.IsDuplicateKeyError(err) {
 		return auth.ErrDuplicate
@@ -74,7 +76,7 @@ func (s *FlowStore) Load(ctx context.Context, key string) (federation.Flow, erro
 	}
 	return federation.Flow{
 		Provider: doc.Provider, Verifier: doc.Verifier, Nonce: doc.Nonce, Redirect: doc.Redirect,
-		ExpiresAt: doc.ExpiresAt.UTC(),
+		Binding: doc.Binding, LinkUserID: doc.LinkUser, ExpiresAt: doc.ExpiresAt.UTC(),
 	}, nil
 }
 

@@ -114,10 +114,11 @@ func TestFederationReplayOnEmbeddedDatabase(t *testing.T) {
 	}
 
 	for trial := range 5 {
-		authURL, err := reg.Begin(t.Context(), "mock", "/home")
+		st, err := reg.Begin(t.Context(), "mock", federation.BeginOptions{Redirect: "/home"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		authURL := st.URL
 		jar, _ := cookiejar.New(nil)
 		var query url.Values
 		c := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
@@ -141,7 +142,7 @@ func TestFederationReplayOnEmbeddedDatabase(t *testing.T) {
 		codes := make([]federation.Code, n)
 		for i := range n {
 			wg.Go(func() {
-				if _, err := reg.Finish(t.Context(), "mock", query); err != nil {
+				if _, err := reg.Finish(t.Context(), "mock", query, st.Binding); err != nil {
 					codes[i] = federation.CodeOf(err)
 				}
 			})
