@@ -126,11 +126,11 @@ type harness struct {
 	// bindings maps each begun flow's state to the binding Begin gave the
 	// browser, for finish.
 	bindings sync.Map
-	flows  *memFlows
-	claims *memClaims
-	skew   *atomic.Int64 // added to time.Now by the registry's clock
-	public string
-	log    *syncBuffer
+	flows    *memFlows
+	claims   *memClaims
+	skew     *atomic.Int64 // added to time.Now by the registry's clock
+	public   string
+	log      *syncBuffer
 }
 
 type syncBuffer struct {

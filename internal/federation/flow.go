@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -26,7 +27,7 @@ const FlowTTL = 10 * time.Minute
 type Flow struct {
 	Provider string
 	Verifier string // the PKCE code verifier
-	Nonce    string
+	Nonce    string // "" for GitHub, which has no ID token
 	Redirect string // sanitized, app-relative, or ""
 	// Binding is the SHA-256 (hex) of the secret that Begin handed the
 	// browser (a short-lived cookie): the callback must come from the same
@@ -108,19 +109,21 @@ func (r *Registry) Begin(ctx context.Context, provider string, o BeginOptions) (
 	if d == nil {
 		return Started{}, fail(ProviderError, errors.New("provider not discovered yet"))
 	}
-	state, nonce, binding := random(), random(), random()
+	state, binding := random(), random()
 	verifier := oauth2.GenerateVerifier()
 	f := Flow{
-		Provider: provider, Verifier: verifier, Nonce: nonce, Binding: stateKey(binding),
+		Provider: provider, Verifier: verifier, Binding: stateKey(binding),
 		Redirect: SanitizeRedirect(o.Redirect), LinkUserID: o.LinkUserID, ExpiresAt: r.now().Add(FlowTTL),
+	}
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
+	if p.cfg.Kind != KindGitHub {
+		f.Nonce = random()
+		opts = append(opts, oidc.Nonce(f.Nonce))
 	}
 	if err := r.flows.Save(ctx, stateKey(state), f); err != nil {
 		return Started{}, fmt.Errorf("federation: save flow: %w", err)
 	}
-	return Started{
-		URL:     d.oauth.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)),
-		Binding: binding,
-	}, nil
+	return Started{URL: d.oauth.AuthCodeURL(state, opts...), Binding: binding}, nil
 }
 
 // Finish completes a flow of provider from the callback's query and the
@@ -172,9 +175,11 @@ func (r *Registry) Finish(ctx context.Context, provider string, query url.Values
 	if d == nil {
 		return nil, fail(ProviderError, errors.New("provider not discovered yet"))
 	}
-	// Begin always stores both; a flow without them would downgrade PKCE or
-	// accept a token without a nonce.
-	if f.Verifier == "" || f.Nonce == "" {
+	// Begin always stores a verifier, and a nonce for OpenID Connect; a flow
+	// without them would downgrade PKCE or accept a token without a nonce.
+	// The flow's provider is this one (checked above), so a GitHub flow,
+	// which has no nonce, cannot finish at an OpenID Connect provider.
+	if f.Verifier == "" || (p.cfg.Kind != KindGitHub && f.Nonce == "") {
 		return nil, fail(ProviderError, errors.New("flow without PKCE verifier or nonce"))
 	}
 	code := query.Get("code")
@@ -182,42 +187,85 @@ func (r *Registry) Finish(ctx context.Context, provider string, query url.Values
 		return nil, fail(ProviderError, errors.New("no code"))
 	}
 
+	pctx, cancel := context.WithTimeout(ctx, providerTimeout)
+	defer cancel()
+	var id Identity
+	if p.cfg.Kind == KindGitHub {
+		id, err = r.gitHubIdentity(pctx, p, d, code, f)
+	} else {
+		id, err = r.oidcIdentity(pctx, p, d, code, f)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Identity: id, Redirect: f.Redirect, LinkUserID: f.LinkUserID}, nil
+}
+
+// oidcIdentity exchanges the code (with the PKCE verifier) and validates the
+// ID token: signature, issuer, audience, expiry (go-oidc), then the nonce.
+func (r *Registry) oidcIdentity(ctx context.Context, p *provider, d *discovered, code string, f Flow) (Identity, error) {
 	hctx := context.WithValue(ctx, oauth2.HTTPClient, r.client)
 	tok, err := d.oauth.Exchange(hctx, code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
-		return nil, fail(ProviderError, exchangeError(err))
+		return Identity{}, fail(ProviderError, exchangeError(err))
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
-		return nil, fail(ProviderError, errors.New("no id_token in the token response"))
+		return Identity{}, fail(ProviderError, errors.New("no id_token in the token response"))
 	}
 	idt, err := d.verifier.Verify(oidc.ClientContext(ctx, r.client), raw)
 	if err != nil {
-		return nil, fail(ProviderError, fmt.Errorf("id token: %w", err))
+		return Identity{}, fail(ProviderError, fmt.Errorf("id token: %w", err))
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
-		return nil, fail(ProviderError, errors.New("id token: nonce does not match"))
+		return Identity{}, fail(ProviderError, errors.New("id token: nonce does not match"))
 	}
 	var c struct {
 		Email             string          `json:"email"`
 		EmailVerified     json.RawMessage `json:"email_verified"`
 		Name              string          `json:"name"`
 		PreferredUsername string          `json:"preferred_username"`
+		Tenant            string          `json:"tid"`
+		// Microsoft's optional claim "email domain owner verified".
+		DomainOwnerVerified json.RawMessage `json:"xms_edov"`
 	}
 	if err := idt.Claims(&c); err != nil {
-		return nil, fail(ProviderError, fmt.Errorf("id token claims: %w", err))
+		return Identity{}, fail(ProviderError, fmt.Errorf("id token claims: %w", err))
+	}
+	verified := truthy(c.EmailVerified)
+	if d.tenantIssuer != "" {
+		// The verifier skipped the issuer check (see discover): the token
+		// must come from its own tenant's issuer.
+		if !validTenant(c.Tenant) {
+			return Identity{}, fail(ProviderError, errors.New("id token: no valid tid claim"))
+		}
+		if want := strings.ReplaceAll(d.tenantIssuer, TenantPlaceholder, c.Tenant); idt.Issuer != want {
+			return Identity{}, fail(ProviderError,
+				fmt.Errorf("id token issued by %.200q, not by its tenant's issuer %.200q", idt.Issuer, want))
+		}
+		verified = verified || truthy(c.DomainOwnerVerified)
 	}
 	if idt.Subject == "" {
-		return nil, fail(ProviderError, errors.New("id token: no subject"))
+		return Identity{}, fail(ProviderError, errors.New("id token: no subject"))
 	}
-	return &Result{
-		Identity: Identity{
-			Provider: provider, Subject: idt.Subject, Email: c.Email, EmailVerified: truthy(c.EmailVerified),
-			Name: c.Name, PreferredUsername: c.PreferredUsername,
-		},
-		Redirect:   f.Redirect,
-		LinkUserID: f.LinkUserID,
+	return Identity{
+		Provider: p.cfg.Name, Subject: idt.Subject, Email: c.Email, EmailVerified: verified,
+		Name: c.Name, PreferredUsername: c.PreferredUsername,
 	}, nil
+}
+
+// validTenant reports whether tid can be a tenant in an issuer URL: a
+// Microsoft tenant is a GUID; anything with a URL's punctuation is refused.
+func validTenant(tid string) bool {
+	if tid == "" || len(tid) > 64 {
+		return false
+	}
+	for _, c := range tid {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // exchangeError keeps what is safe to log of a failed exchange: the token

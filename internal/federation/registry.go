@@ -1,10 +1,13 @@
 // Package federation signs users in with an identity provider: OpenID Connect
 // discovery, the authorization-code flow with PKCE, state and nonce, and the
-// validation of the ID token (by go-oidc, never by hand). It yields a
-// verified Identity; what an identity means for accounts is auth's business.
+// validation of the ID token (by go-oidc, never by hand); and GitHub, which
+// speaks plain OAuth 2.0, through the same flow (without nonce or ID token)
+// and its user API. It yields a verified Identity; what an identity means for
+// accounts is auth's business.
 package federation
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,14 +22,34 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Provider configures one OpenID Connect provider.
+// Kind is the protocol a provider speaks.
+type Kind string
+
+const (
+	KindOIDC   Kind = "oidc"   // OpenID Connect, with discovery (the default)
+	KindGitHub Kind = "github" // GitHub's OAuth 2.0 and its user API
+)
+
+// Provider configures one identity provider.
 type Provider struct {
 	Name         string // in the paths: /auth/NAME, /auth/NAME/callback
-	Issuer       string // discovery at Issuer/.well-known/openid-configuration
+	Kind         Kind   // KindOIDC when empty
+	Issuer       string // KindOIDC: discovery at Issuer/.well-known/openid-configuration
 	ClientID     string
 	ClientSecret string
-	Scopes       []string // DefaultScopes when empty
+	Scopes       []string // DefaultScopes (GitHubScopes for KindGitHub) when empty
 	DisplayName  string
+	// TenantIssuer is for a multi-tenant issuer such as Microsoft's common
+	// endpoint, whose discovery document names a template instead of
+	// Issuer: the template, with TenantPlaceholder where each token's tenant
+	// goes. Discovery must name exactly this template, and every ID token's
+	// iss must be the template with the token's own tid claim in place.
+	TenantIssuer string
+	// KindGitHub: the web host (DefaultGitHubURL when empty) and the API
+	// (DefaultGitHubAPIURL when empty; https://HOST/api/v3 on GitHub
+	// Enterprise Server).
+	GitHubURL    string
+	GitHubAPIURL string
 }
 
 // DefaultScopes are requested when a Provider names none.
@@ -52,6 +75,10 @@ const MaxRetry = 5 * time.Minute
 // discoveryTimeout bounds one discovery attempt.
 const discoveryTimeout = 10 * time.Second
 
+// providerTimeout bounds a callback's calls to the provider: the token
+// exchange, and GitHub's user API.
+const providerTimeout = 10 * time.Second
+
 // Registry holds the configured providers and runs their flows.
 type Registry struct {
 	flows     FlowStore
@@ -69,8 +96,12 @@ type provider struct {
 }
 
 type discovered struct {
-	oauth    oauth2.Config
-	verifier *oidc.IDTokenVerifier
+	oauth oauth2.Config
+	// verifier checks ID tokens; nil for GitHub, which has none. It skips
+	// the issuer check when tenantIssuer is set: Finish checks the issuer
+	// against the token's tenant instead.
+	verifier     *oidc.IDTokenVerifier
+	tenantIssuer string
 }
 
 // NewRegistry discovers every provider once, concurrently, and returns. A
@@ -99,20 +130,45 @@ func NewRegistry(ctx context.Context, o Options) (*Registry, error) {
 	}
 	base := strings.TrimSuffix(o.PublicURL, "/")
 	for _, c := range o.Providers {
-		if c.Name == "" || c.Issuer == "" || c.ClientID == "" {
-			return nil, fmt.Errorf("federation: provider %q needs a name, an issuer and a client id", c.Name)
+		if c.Kind == "" {
+			c.Kind = KindOIDC
+		}
+		switch c.Kind {
+		case KindOIDC:
+			if c.Name == "" || c.Issuer == "" || c.ClientID == "" {
+				return nil, fmt.Errorf("federation: provider %q needs a name, an issuer and a client id", c.Name)
+			}
+			if c.TenantIssuer != "" && !strings.Contains(c.TenantIssuer, TenantPlaceholder) {
+				return nil, fmt.Errorf("federation: provider %q: the tenant issuer %q has no %s", c.Name, c.TenantIssuer,
+					TenantPlaceholder)
+			}
+			if len(c.Scopes) == 0 {
+				c.Scopes = DefaultScopes
+			}
+		case KindGitHub:
+			if c.Name == "" || c.ClientID == "" {
+				return nil, fmt.Errorf("federation: provider %q needs a name and a client id", c.Name)
+			}
+			c.GitHubURL = strings.TrimSuffix(cmp.Or(c.GitHubURL, DefaultGitHubURL), "/")
+			c.GitHubAPIURL = strings.TrimSuffix(cmp.Or(c.GitHubAPIURL, DefaultGitHubAPIURL), "/")
+			if len(c.Scopes) == 0 {
+				c.Scopes = GitHubScopes
+			}
+		default:
+			return nil, fmt.Errorf("federation: provider %q: unknown kind %q", c.Name, c.Kind)
 		}
 		if _, dup := r.providers[c.Name]; dup {
 			return nil, fmt.Errorf("federation: provider %q configured twice", c.Name)
-		}
-		if len(c.Scopes) == 0 {
-			c.Scopes = DefaultScopes
 		}
 		r.providers[c.Name] = &provider{cfg: c, redirect: base + "/auth/" + c.Name + "/callback"}
 	}
 
 	var wg sync.WaitGroup
 	for _, p := range r.providers {
+		if p.cfg.Kind == KindGitHub {
+			p.ready.Store(gitHubEndpoints(p))
+			continue
+		}
 		wg.Go(func() {
 			if err := r.discover(ctx, p); err != nil {
 				r.log.WarnContext(ctx, "federation: provider unreachable, retrying in the background",
@@ -150,15 +206,28 @@ func (r *Registry) discover(ctx context.Context, p *provider) error {
 	// later key fetches.
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(context.WithoutCancel(ctx), r.client), discoveryTimeout)
 	defer cancel()
+	tenant := p.cfg.TenantIssuer
+	if tenant != "" {
+		// go-oidc's documented way for a discovery document that names
+		// another issuer than its URL (Microsoft's common endpoint names
+		// its template): the issuer check of discovery and of the
+		// verifier is off, and the document and every token are checked
+		// here and in Finish instead.
+		dctx = oidc.InsecureIssuerURLContext(dctx, tenant)
+	}
 	op, err := oidc.NewProvider(dctx, p.cfg.Issuer)
 	if err != nil {
 		return err
 	}
 	var meta struct {
+		Issuer      string   `json:"issuer"`
 		AuthMethods []string `json:"token_endpoint_auth_methods_supported"`
 	}
 	if err := op.Claims(&meta); err != nil {
 		return err
+	}
+	if tenant != "" && meta.Issuer != tenant {
+		return fmt.Errorf("discovery names the issuer %q, want the tenant template %q", meta.Issuer, tenant)
 	}
 	endpoint := op.Endpoint()
 	endpoint.AuthStyle = authStyle(meta.AuthMethods)
@@ -167,7 +236,8 @@ func (r *Registry) discover(ctx context.Context, p *provider) error {
 			ClientID: p.cfg.ClientID, ClientSecret: p.cfg.ClientSecret,
 			Endpoint: endpoint, RedirectURL: p.redirect, Scopes: p.cfg.Scopes,
 		},
-		verifier: op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: r.now}),
+		verifier:     op.Verifier(&oidc.Config{ClientID: p.cfg.ClientID, Now: r.now, SkipIssuerCheck: tenant != ""}),
+		tenantIssuer: tenant,
 	})
 	return nil
 }
