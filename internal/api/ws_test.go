@@ -163,7 +163,21 @@ func TestWSProtocolCloseCodes(t *testing.T) {
 		big := fmt.Sprintf(`{"type":"subscribe","id":"1","payload":{"query":"{ __typename }","variables":{"x":"%s"}}}`,
 			strings.Repeat("a", 65<<10))
 		c.sendRaw([]byte(big))
-		c.expectClose(websocket.StatusMessageTooBig, "read limited at 65537 bytes", 5*time.Second)
+		c.expectClose(websocket.StatusMessageTooBig, "", 5*time.Second)
+	})
+	t.Run("a client without graphql-transport-ws: 4406", func(t *testing.T) {
+		for _, protocols := range [][]string{nil, {"graphql-ws"}} {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			conn, _, err := websocket.Dial(ctx, e.wsURL(), &websocket.DialOptions{Subprotocols: protocols})
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &wsClient{t: t, conn: conn, frames: make(chan wsFrame, 64), done: make(chan struct{})}
+			go c.readLoop()
+			t.Cleanup(func() { conn.CloseNow() })
+			c.expectClose(4406, "Subprotocol not acceptable", 5*time.Second)
+		}
 	})
 }
 

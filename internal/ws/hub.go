@@ -1,15 +1,15 @@
 // Package ws serves GraphQL over WebSockets (the graphql-transport-ws
 // protocol of the graphql-ws library) with authentication as strict as the
-// HTTP API's. gqlgen's websocket transport runs the operations; this package
-// stands between it and the socket: it authenticates connection_init, polices
+// HTTP API's. It is a gqlgen transport: gqlgen's executor runs the operations
+// (the same extensions, limits and error presenter as over HTTP), and this
+// package speaks the protocol: it authenticates connection_init, polices
 // every message (one init, known types, unique ids, a bound on operations),
 // closes a socket when its token expires or its session ends, and keeps the
-// per-user limits and the registry that shutdown drains.
+// per-IP and per-user limits and the registry that shutdown drains.
 package ws
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"time"
@@ -26,6 +26,8 @@ const (
 	CodeBadRequest         = 4400 // a message the protocol does not allow
 	CodeUnauthorized       = 4401 // an operation before connection_init
 	CodeDuplicateID        = 4409 // an operation id already in use
+	CodeSubprotocol        = 4406 // the client did not offer graphql-transport-ws
+	CodeMessageTooBig      = 1009 // a message over MaxMessageBytes
 	CodeGoingAway          = 1001 // server shutdown
 	CodeTryAgainLater      = 1013 // WS_MAX_CONNECTIONS_PER_USER reached
 	ReasonTooManySockets   = "too_many_connections"
@@ -70,6 +72,9 @@ type Hub struct {
 	perUser   map[string]int
 	closing   bool
 	wg        sync.WaitGroup
+
+	// writeBuffers lends a socket a write buffer only while it writes.
+	writeBuffers *sync.Pool
 }
 
 // New returns a hub.
@@ -93,10 +98,11 @@ func New(cfg Config) *Hub {
 		cfg.CloseGracePeriod = time.Second
 	}
 	return &Hub{
-		cfg:       cfg,
-		sockets:   make(map[*Socket]struct{}),
-		bySession: make(map[string]map[*Socket]struct{}),
-		perUser:   make(map[string]int),
+		cfg:          cfg,
+		sockets:      make(map[*Socket]struct{}),
+		bySession:    make(map[string]map[*Socket]struct{}),
+		perUser:      make(map[string]int),
+		writeBuffers: &sync.Pool{},
 	}
 }
 
@@ -226,16 +232,16 @@ func (h *Hub) KeepAlive(ctx context.Context) {
 		silentSince := time.Now().Add(-2 * h.cfg.PingInterval).UnixNano()
 		for _, s := range all {
 			s.mu.Lock()
-			inner, closed := s.inner, s.closed
+			started, closed := s.started, s.closed
 			s.mu.Unlock()
-			if inner == nil || closed || !s.acked.Load() {
+			if !started || closed || !s.acked.Load() {
 				continue // not yet acknowledged: the init timeout guards it
 			}
 			if heard := s.heard.Load(); heard != 0 && heard < silentSince {
 				s.CloseWith(CodeGoingAway, "keep-alive timeout")
 				continue
 			}
-			_ = inner.WriteJSON(json.RawMessage(`{"type":"ping"}`))
+			s.ping()
 		}
 	}
 }

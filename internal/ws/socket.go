@@ -2,6 +2,7 @@ package ws
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,232 +11,57 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 
 	"github.com/authgql/server/internal/auth"
 )
 
-// Socket is one WebSocket connection. It is the transport.WebsocketConn that
-// gqlgen reads and writes through, so every message passes here first.
+// Socket is one WebSocket connection speaking graphql-transport-ws.
+//
+// An idle socket costs one goroutine parked in a read with a shallow stack,
+// this struct, the connection and a 256-byte read buffer: every message is
+// handled on a goroutine of its own, the write buffer is pooled between
+// messages, and nothing of the upgrade request is kept.
 type Socket struct {
-	hub      *Hub
-	inner    transport.WebsocketConn
-	accepted chan struct{} // closed once the connection is upgraded
+	hub   *Hub
+	ip    string   // the client's address, for the per-IP count
+	perIP *counter // nil when not counted
+	exec  graphql.GraphExecutor
+	ctx   context.Context // the client, the request id and the socket: nothing of the request
+	conn  *websocket.Conn // nil until upgraded
 	// heard is when the client last sent anything (unix nanoseconds): the
 	// hub's keep-alive closes a socket that stays silent two intervals.
 	heard atomic.Int64
 	acked atomic.Bool // connection_ack was written: keep-alive pings may follow
 
-	mu     sync.Mutex
-	closed bool
-	inited bool
-	raw    string // the access token the socket runs on ("" anonymous)
-	claims auth.Claims
-	authed bool
-	expiry *time.Timer
-	ops    map[string]struct{} // operation ids running
-	ended  map[string]struct{} // ids that ended by the client's complete or an error: no complete follows
-	events int                 // securityEvents subscriptions running
+	wmu sync.Mutex // one writer at a time
+
+	mu      sync.Mutex
+	started bool // upgraded, and serve runs
+	closed  bool
+	inited  bool
+	raw     string // the access token the socket runs on ("" anonymous)
+	claims  auth.Claims
+	authed  bool
+	timer   *time.Timer // the init timeout, then the token's expiry
+	ops     map[string]*operation
+	events  int // securityEvents subscriptions running
 	// ending is set when a subscription delivers the end of the socket's own
-	// session: the complete that follows its last event closes the socket.
+	// session: the end of its operation closes the socket.
 	ending *closing
 
 	// guarded by hub.mu
 	boundUser, boundSession string
 }
 
-var (
-	_ transport.WebsocketConn          = (*Socket)(nil)
-	_ transport.WebsocketReadLimiter   = (*Socket)(nil)
-	_ transport.WebsocketReadDeadliner = (*Socket)(nil)
-)
-
-// frame is the envelope of every graphql-transport-ws message.
-type frame struct {
-	Type    string          `json:"type"`
-	ID      string          `json:"id,omitempty"`
-	Payload json.RawMessage `json:"payload,omitempty"`
-}
-
-// NextReader hands gqlgen the next message the protocol allows, after
-// acting on it; anything else closes the socket.
-func (s *Socket) NextReader() (int, io.Reader, error) {
-	for {
-		mt, r, err := s.inner.NextReader()
-		if err != nil {
-			return mt, r, err
-		}
-		s.heard.Store(time.Now().UnixNano())
-		data, err := io.ReadAll(r)
-		if err != nil {
-			return mt, nil, err
-		}
-		var f frame
-		if json.Unmarshal(data, &f) != nil {
-			return s.refuse(CodeBadRequest, "Invalid message received")
-		}
-		switch f.Type {
-		case "connection_init":
-			if !s.markInit() {
-				return s.refuse(CodeTooManyInits, reasonTooManyInits)
-			}
-		case "subscribe":
-			if !s.isInited() {
-				return s.refuse(CodeUnauthorized, reasonUnauthorized)
-			}
-			if f.ID == "" || len(f.ID) > 128 || len(f.Payload) == 0 {
-				return s.refuse(CodeBadRequest, "Invalid message received")
-			}
-			switch s.startOp(f.ID) {
-			case opDuplicate:
-				return s.refuse(CodeDuplicateID, fmt.Sprintf("Subscriber for %.64s already exists", f.ID))
-			case opTooMany:
-				s.tooManyOps(f.ID)
-				continue // gqlgen never sees it
-			}
-		case "complete":
-			if !s.isInited() {
-				return s.refuse(CodeUnauthorized, reasonUnauthorized)
-			}
-			s.endOp(f.ID, true)
-		case "ping":
-			if len(f.Payload) > 0 && string(f.Payload) != "null" {
-				if code, reason, ok := s.renew(f.Payload); !ok {
-					return s.refuse(code, reason)
-				}
-				data = []byte(`{"type":"ping"}`) // the pong must not echo a token back
-			}
-			if !s.isInited() {
-				// Allowed at any time by the protocol; gqlgen expects init first.
-				_ = s.inner.WriteJSON(json.RawMessage(`{"type":"pong"}`))
-				continue
-			}
-		case "pong":
-			if !s.isInited() {
-				continue
-			}
-		default:
-			return s.refuse(CodeBadRequest, "Invalid message received")
-		}
-		return mt, bytes.NewReader(data), nil
-	}
-}
-
-// refuse closes the socket and ends gqlgen's read loop quietly.
-func (s *Socket) refuse(code int, reason string) (int, io.Reader, error) {
-	s.CloseWith(code, reason)
-	return 0, nil, transport.ErrWebsocketClosed
-}
-
-func (s *Socket) markInit() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.inited {
-		return false
-	}
-	s.inited = true
-	return true
-}
-
-func (s *Socket) isInited() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.inited
-}
-
-type opResult int
-
-const (
-	opStarted opResult = iota
-	opDuplicate
-	opTooMany
-)
-
-func (s *Socket) startOp(id string) opResult {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.ops[id]; ok {
-		return opDuplicate
-	}
-	if max := s.hub.cfg.MaxOperations; max > 0 && len(s.ops) >= max {
-		return opTooMany
-	}
-	if s.ops == nil {
-		s.ops = make(map[string]struct{})
-	}
-	s.ops[id] = struct{}{}
-	return opStarted
-}
-
-// endOp forgets a finished operation; quiet says that no complete message
-// may follow (the client completed it, or an error ended it).
-func (s *Socket) endOp(id string, quiet bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, running := s.ops[id]; running && quiet {
-		if s.ended == nil {
-			s.ended = make(map[string]struct{})
-		}
-		s.ended[id] = struct{}{}
-	}
-	delete(s.ops, id)
-}
-
-// suppressComplete reports whether gqlgen's complete for id must not be
-// sent: the protocol sends none after an error, nor to a client that
-// completed the operation itself.
-func (s *Socket) suppressComplete(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.ended[id]; ok {
-		delete(s.ended, id)
-		return true
-	}
-	return false
-}
-
-// tooManyOps answers an operation over WS_MAX_SUBSCRIPTIONS with an error
-// for its id; the socket and its other operations go on.
-func (s *Socket) tooManyOps(id string) {
-	payload, _ := json.Marshal([]map[string]any{{
-		"message":    fmt.Sprintf("at most %d operations may run on one connection; complete one first", s.hub.cfg.MaxOperations),
-		"extensions": map[string]any{"code": string(auth.CodeRateLimited), "reason": "subscriptions"},
-	}})
-	msg, _ := json.Marshal(frame{Type: "error", ID: id, Payload: payload})
-	_ = s.inner.WriteJSON(json.RawMessage(msg))
-}
-
-// WriteJSON writes gqlgen's message, noting operations that ended and waking
-// whoever waits for the next result to be on the wire.
-func (s *Socket) WriteJSON(v any) error {
-	data, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	var f frame
-	_ = json.Unmarshal(data, &f)
-	switch f.Type {
-	case "connection_ack":
-		defer s.acked.Store(true)
-	case "error":
-		s.endOp(f.ID, true)
-	case "complete":
-		s.mu.Lock()
-		ending := s.ending
-		s.mu.Unlock()
-		if ending != nil {
-			// gqlgen runs a subscription's results one after another: this
-			// complete comes after the final event was written. The socket
-			// closes instead, with no complete before its close frame.
-			ending.once.Do(func() { s.CloseWith(ending.code, ending.reason) })
-			return nil
-		}
-		if s.suppressComplete(f.ID) {
-			return nil
-		}
-		s.endOp(f.ID, false)
-	}
-	return s.inner.WriteJSON(json.RawMessage(data))
+// operation is one running subscribe.
+type operation struct {
+	cancel context.CancelFunc
+	quiet  bool // no complete may follow: the client completed it
 }
 
 type closing struct {
@@ -244,32 +70,360 @@ type closing struct {
 	once   sync.Once
 }
 
-// WriteClose is gqlgen closing the socket: its codes are mapped to the
-// protocol's, and a socket this package closed first stays as it was closed.
-func (s *Socket) WriteClose(code int, message string) error {
-	if code == transport.WebsocketCloseProtocolError && message == "connection initialisation timeout" {
-		code, message = CodeInitTimeout, reasonInitTimeout
+// frame is the envelope of every graphql-transport-ws message.
+type frame struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+const (
+	writeWait         = 10 * time.Second // a write that takes longer closes the socket
+	pingWait          = time.Second      // the keep-alive's write, which must not hold up the others
+	closeWait         = time.Second      // how long a closed socket waits for the client's close frame
+	maxIDBytes        = 128
+	reasonInvalid     = "Invalid message received"
+	reasonSubprotocol = "Subprotocol not acceptable"
+)
+
+var (
+	msgAck  = []byte(`{"type":"connection_ack"}`)
+	msgPing = []byte(`{"type":"ping"}`)
+	msgPong = []byte(`{"type":"pong"}`)
+)
+
+// serve reads the socket until it closes. It runs on a goroutine of its own
+// that parks in the read; each message is handled on another goroutine, so
+// this one's stack stays small for the socket's life.
+func (s *Socket) serve() {
+	defer s.finish()
+	for {
+		_, r, err := s.conn.NextReader()
+		if err != nil {
+			return // closed, by either side, or a message over the limit (1009)
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return
+		}
+		s.heard.Store(time.Now().UnixNano())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s.handle(data)
+		}()
+		<-done
 	}
-	s.CloseWith(code, message)
-	return nil
+}
+
+// finish releases everything once the read loop has ended.
+func (s *Socket) finish() {
+	s.mu.Lock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	ops := s.ops
+	s.ops = nil
+	s.mu.Unlock()
+	for _, op := range ops {
+		op.cancel()
+	}
+	_ = s.conn.Close()
+	s.hub.remove(s)
+	if s.perIP != nil {
+		s.perIP.give(s.ip)
+	}
+}
+
+// handle acts on one message; anything the protocol does not allow closes
+// the socket.
+func (s *Socket) handle(data []byte) {
+	start := graphql.Now()
+	var f frame
+	if json.Unmarshal(data, &f) != nil {
+		s.CloseWith(CodeBadRequest, reasonInvalid)
+		return
+	}
+	switch f.Type {
+	case "connection_init":
+		s.init(f.Payload)
+	case "subscribe":
+		if !s.isInited() {
+			s.CloseWith(CodeUnauthorized, reasonUnauthorized)
+			return
+		}
+		if f.ID == "" || len(f.ID) > maxIDBytes || !isObject(f.Payload) {
+			s.CloseWith(CodeBadRequest, reasonInvalid)
+			return
+		}
+		s.subscribe(f.ID, f.Payload, start)
+	case "complete":
+		if !s.isInited() {
+			s.CloseWith(CodeUnauthorized, reasonUnauthorized)
+			return
+		}
+		s.mu.Lock()
+		op := s.ops[f.ID]
+		if op != nil {
+			op.quiet = true
+			delete(s.ops, f.ID) // the id is free again
+		}
+		s.mu.Unlock()
+		if op != nil {
+			op.cancel()
+		}
+	case "ping":
+		if len(f.Payload) > 0 && string(f.Payload) != "null" {
+			if code, reason, ok := s.renew(f.Payload); !ok {
+				s.CloseWith(code, reason)
+				return
+			}
+		}
+		s.write(msgPong, writeWait) // never an echo: the payload may hold a token
+	case "pong":
+	default:
+		s.CloseWith(CodeBadRequest, reasonInvalid)
+	}
+}
+
+func isObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) > 0 && raw[0] == '{'
+}
+
+// init authenticates connection_init. The socket's identity comes from its
+// payload only: an Authorization header on the upgrade request, or a token
+// in the URL, counts for nothing.
+func (s *Socket) init(payload json.RawMessage) {
+	s.mu.Lock()
+	again := s.inited
+	s.inited = true
+	if !again && s.timer != nil {
+		s.timer.Stop()
+		s.timer = nil
+	}
+	s.mu.Unlock()
+	if again {
+		s.CloseWith(CodeTooManyInits, reasonTooManyInits)
+		return
+	}
+	var p map[string]any
+	if len(payload) > 0 && string(payload) != "null" {
+		if json.Unmarshal(payload, &p) != nil {
+			s.CloseWith(CodeBadRequest, reasonInvalid)
+			return
+		}
+	}
+	if raw, present, valid := tokenFrom(p); present {
+		if !valid {
+			s.CloseWith(CodeForbidden, auth.ReasonTokenInvalid)
+			return
+		}
+		if code, reason, err := s.authenticate(raw); err != nil {
+			s.CloseWith(code, reason)
+			return
+		}
+	}
+	if s.write(msgAck, writeWait) {
+		s.acked.Store(true)
+	}
+}
+
+func (s *Socket) isInited() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inited
+}
+
+// subscribe starts an operation, unless its id is in use (4409) or the socket
+// runs WS_MAX_SUBSCRIPTIONS already (an error for this id only).
+func (s *Socket) subscribe(id string, payload json.RawMessage, start time.Time) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	op := &operation{cancel: cancel}
+	s.mu.Lock()
+	_, dup := s.ops[id]
+	max := s.hub.cfg.MaxOperations
+	full := max > 0 && len(s.ops) >= max
+	closed := s.closed
+	if !dup && !full && !closed {
+		if s.ops == nil {
+			s.ops = make(map[string]*operation)
+		}
+		s.ops[id] = op
+	}
+	s.mu.Unlock()
+	switch {
+	case closed:
+		cancel()
+	case dup:
+		cancel()
+		s.CloseWith(CodeDuplicateID, fmt.Sprintf("Subscriber for %.64s already exists", id))
+	case full:
+		cancel()
+		s.sendError(id, &gqlerror.Error{
+			Message:    fmt.Sprintf("at most %d operations may run on one connection; complete one first", max),
+			Extensions: map[string]any{"code": string(auth.CodeRateLimited), "reason": "subscriptions"},
+		})
+	default:
+		go s.run(ctx, op, id, payload, start)
+	}
+}
+
+// run executes an operation through gqlgen's executor (the same extensions,
+// limits and error presenter as over HTTP) and writes its results in order:
+// next for each, then complete — or error alone when the document is refused.
+func (s *Socket) run(ctx context.Context, op *operation, id string, payload json.RawMessage, start time.Time) {
+	failed := false
+	var rc *graphql.OperationContext
+	defer func() {
+		if r := recover(); r != nil {
+			failed = true
+			var err error = fmt.Errorf("panic: %v", r)
+			if rc != nil {
+				err = rc.Recover(ctx, r)
+			}
+			s.hub.cfg.Logger.ErrorContext(ctx, "ws: operation panicked", "err", err)
+			s.sendError(id, &gqlerror.Error{
+				Message: "internal server error", Extensions: map[string]any{"code": string(auth.CodeInternal)},
+			})
+		}
+		s.endOp(id, op, failed)
+	}()
+
+	ctx = graphql.StartOperationTrace(ctx)
+	params := &graphql.RawParams{}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(params); err != nil {
+		failed = true
+		s.sendError(id, &gqlerror.Error{
+			Message: "the subscribe payload is not a GraphQL request", Extensions: map[string]any{"code": "BAD_REQUEST"},
+		})
+		return
+	}
+	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
+	rc, errs := s.exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		resp := s.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
+		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
+			failed = true
+			s.sendError(id, resp.Errors...)
+			return
+		}
+		s.sendNext(id, resp)
+		return
+	}
+	ctx = graphql.WithOperationContext(ctx, rc)
+	responses, ctx := s.exec.DispatchOperation(ctx, rc)
+	for {
+		resp := responses(ctx)
+		if resp == nil {
+			return
+		}
+		s.sendNext(id, resp)
+	}
+}
+
+// endOp forgets a finished operation and tells the client: complete, unless
+// an error ended it, the client completed it, or the socket closed. After
+// the final event of the socket's own session the socket closes instead.
+func (s *Socket) endOp(id string, op *operation, failed bool) {
+	s.mu.Lock()
+	if s.ops[id] == op {
+		delete(s.ops, id)
+	}
+	quiet, closed, ending := op.quiet, s.closed, s.ending
+	s.mu.Unlock()
+	op.cancel()
+	if ending != nil {
+		ending.once.Do(func() { s.CloseWith(ending.code, ending.reason) })
+		return
+	}
+	if failed || quiet || closed {
+		return
+	}
+	s.writeFrame(frame{Type: "complete", ID: id})
+}
+
+func (s *Socket) sendNext(id string, resp *graphql.Response) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		s.hub.cfg.Logger.Error("ws: encode a result", "err", err)
+		return
+	}
+	s.writeFrame(frame{Type: "next", ID: id, Payload: b})
+}
+
+func (s *Socket) sendError(id string, errs ...*gqlerror.Error) {
+	b, err := json.Marshal(errs)
+	if err != nil {
+		s.hub.cfg.Logger.Error("ws: encode an error", "err", err)
+		return
+	}
+	s.writeFrame(frame{Type: "error", ID: id, Payload: b})
+}
+
+func (s *Socket) writeFrame(f frame) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return
+	}
+	s.write(b, writeWait)
+}
+
+// write sends one message; false when it could not be written. A write that
+// fails or takes longer than wait (a client that reads nothing) ends the
+// socket.
+func (s *Socket) write(data []byte, wait time.Duration) bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.writeLocked(data, wait)
+}
+
+func (s *Socket) writeLocked(data []byte, wait time.Duration) bool {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(wait))
+	if err := s.conn.WriteMessage(websocket.TextMessage, data); err != nil {
+		_ = s.conn.NetConn().Close() // the read loop ends and cleans up
+		return false
+	}
+	return true
+}
+
+// ping is the hub's keep-alive write: skipped when another write is under
+// way (the socket is busy, not dead), and bounded by pingWait so that a
+// client that reads nothing cannot hold up the round.
+func (s *Socket) ping() {
+	if !s.wmu.TryLock() {
+		return
+	}
+	defer s.wmu.Unlock()
+	s.writeLocked(msgPing, pingWait)
 }
 
 // CloseWith closes the socket with code and reason (once; later calls do
-// nothing). The close handshake runs in the background; gqlgen's read loop
-// then ends and the handler returns.
+// nothing): the close frame is sent, and the read loop ends when the client
+// answers it or closeWait has passed.
 func (s *Socket) CloseWith(code int, reason string) {
 	s.mu.Lock()
-	if s.closed || s.inner == nil {
-		s.closed = true
+	if s.closed {
 		s.mu.Unlock()
 		return
 	}
 	s.closed = true
-	if s.expiry != nil {
-		s.expiry.Stop()
+	if s.timer != nil {
+		s.timer.Stop()
 	}
+	conn := s.conn
 	s.mu.Unlock()
-	_ = s.inner.WriteClose(code, reason)
+	if conn != nil {
+		closeConn(conn, code, reason)
+	}
+}
+
+func closeConn(conn *websocket.Conn, code int, reason string) {
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(closeWait))
+	_ = conn.SetReadDeadline(time.Now().Add(closeWait))
 }
 
 // Closed reports whether the socket was closed.
@@ -281,10 +435,10 @@ func (s *Socket) Closed() bool {
 
 // CloseAfterFinalEvent closes the socket once a subscription's final event
 // has been written: the subscription hands the event on and then ends, and
-// gqlgen, which writes a subscription's results in order, sends its complete
-// only after that event; the socket closes there (or after the hub's grace
-// period at the latest). A subscription delivering the end of the socket's
-// own session calls it before handing that event on.
+// the end of its operation closes the socket (with no complete before the
+// close frame), or the hub's grace period at the latest. A subscription
+// delivering the end of the socket's own session calls it before handing
+// that event on.
 func (s *Socket) CloseAfterFinalEvent(code int, reason string) {
 	c := &closing{code: code, reason: reason}
 	s.mu.Lock()
@@ -319,32 +473,6 @@ func (s *Socket) watchingEvents() bool {
 	return s.events > 0
 }
 
-// Close releases the connection: gqlgen's last call.
-func (s *Socket) Close() error {
-	if s.inner == nil {
-		return nil
-	}
-	return s.inner.Close()
-}
-
-// Subprotocol is the negotiated subprotocol.
-func (s *Socket) Subprotocol() string { return s.inner.Subprotocol() }
-
-// SetReadLimit bounds a message (gqlgen sets PayloadReadLimit here).
-func (s *Socket) SetReadLimit(limit int64) {
-	if l, ok := s.inner.(transport.WebsocketReadLimiter); ok {
-		l.SetReadLimit(limit)
-	}
-}
-
-// SetReadDeadline is gqlgen's missing-pong deadline.
-func (s *Socket) SetReadDeadline(t time.Time) error {
-	if d, ok := s.inner.(transport.WebsocketReadDeadliner); ok {
-		return d.SetReadDeadline(t)
-	}
-	return nil
-}
-
 // authenticate runs the socket on an access token (connection_init): it
 // must verify, and the user must have a free socket.
 func (s *Socket) authenticate(raw string) (code int, reason string, err error) {
@@ -366,7 +494,7 @@ var errTooManySockets = errors.New("too many connections for this user")
 func (s *Socket) renew(payload json.RawMessage) (code int, reason string, ok bool) {
 	var p map[string]any
 	if json.Unmarshal(payload, &p) != nil {
-		return CodeBadRequest, "Invalid message received", false
+		return CodeBadRequest, reasonInvalid, false
 	}
 	raw, present, valid := tokenFrom(p)
 	if !present {
@@ -394,11 +522,11 @@ func (s *Socket) setToken(raw string, c auth.Claims) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.raw, s.claims, s.authed = raw, c, true
-	if s.expiry != nil {
-		s.expiry.Stop()
+	if s.timer != nil {
+		s.timer.Stop()
 	}
 	wait := c.ExpiresAt.Add(s.hub.cfg.Leeway).Sub(s.hub.cfg.Now())
-	s.expiry = time.AfterFunc(max(wait, 0), func() { s.CloseWith(CodeForbidden, auth.ReasonTokenExpired) })
+	s.timer = time.AfterFunc(max(wait, 0), func() { s.CloseWith(CodeForbidden, auth.ReasonTokenExpired) })
 }
 
 // token is the socket's current access token.

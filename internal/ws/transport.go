@@ -1,20 +1,21 @@
 package ws
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
-	coderws "github.com/coder/websocket"
-
-	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/requestid"
 )
 
 type socketKey struct{}
@@ -40,8 +41,8 @@ type Limits struct {
 }
 
 // Handler wraps the GraphQL handler: upgrade requests are checked (Origin,
-// sockets per IP, shutdown), get a Socket in their context, and are counted
-// until the socket's handler returns. Other requests pass through.
+// sockets per IP, shutdown) and get a Socket in their context, which the
+// hub's Transport upgrades. Other requests pass through.
 func (h *Hub) Handler(l Limits, next http.Handler) http.Handler {
 	perIP := newCounter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,97 +62,95 @@ func (h *Hub) Handler(l Limits, next http.Handler) http.Handler {
 				"too many WebSocket connections from this address")
 			return
 		}
-		s := &Socket{hub: h, accepted: make(chan struct{})}
+		s := &Socket{hub: h, ip: ip, perIP: perIP}
 		if !h.add(s) {
 			perIP.give(ip)
 			writeError(w, http.StatusServiceUnavailable, auth.CodeInternal, "shutting_down", "the server is shutting down")
 			return
 		}
-		// The server's read and write timeouts are for requests: a socket
-		// lives on, kept alive by pings.
-		rc := http.NewResponseController(w)
-		_ = rc.SetReadDeadline(time.Time{})
-		_ = rc.SetWriteDeadline(time.Time{})
-		// The socket runs on a goroutine of its own, and this one returns
-		// once the connection is hijacked: an idle socket then holds a small
-		// stack rather than the request's, deep under every middleware. Its
-		// context outlives the request's (net/http cancels that on return).
-		ctx := context.WithValue(context.WithoutCancel(r.Context()), socketKey{}, s)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			defer perIP.give(ip)
-			defer h.remove(s)
-			defer s.stopTimers()
-			next.ServeHTTP(w, r.WithContext(ctx))
-		}()
-		select {
-		case <-s.accepted: // the socket is on its own
-		case <-done: // refused before the upgrade: the answer is written
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, s)))
+		s.mu.Lock()
+		started := s.started
+		s.mu.Unlock()
+		if !started { // refused before the upgrade: the answer is written
+			h.remove(s)
+			perIP.give(ip)
 		}
 	})
 }
 
-// Transport is gqlgen's websocket transport running through this hub.
-func (h *Hub) Transport() transport.Websocket {
-	limit := h.cfg.MaxMessageBytes
-	return transport.Websocket{
-		Implementation: implementation{h},
-		InitFunc:       h.initFunc,
-		InitTimeout:    h.cfg.InitTimeout,
-		// Keep-alive pings come from the hub (one goroutine for every
-		// socket), not from a goroutine and a ticker per socket.
-		PayloadReadLimit: &limit,
-	}
-}
+// protocol is the one subprotocol served: graphql-ws's graphql-transport-ws.
+const protocol = "graphql-transport-ws"
 
-type implementation struct{ h *Hub }
+// Transport is the gqlgen transport that upgrades the requests Handler let
+// in and runs graphql-transport-ws on them, with gqlgen's executor.
+func (h *Hub) Transport() graphql.Transport { return wsTransport{h} }
 
-// Accept upgrades the connection of a request that Handler let in.
-func (i implementation) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+type wsTransport struct{ h *Hub }
+
+var _ graphql.Transport = wsTransport{}
+
+func (wsTransport) Supports(r *http.Request) bool { return IsUpgrade(r) }
+
+// Do upgrades the connection and starts the socket's read loop on a
+// goroutine of its own; it returns at once, and with it the request and
+// everything the middleware put in its context.
+func (t wsTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	s := FromContext(r.Context())
 	if s == nil {
-		return nil, errors.New("ws: an upgrade that did not pass through Hub.Handler")
+		writeError(w, http.StatusBadRequest, "BAD_REQUEST", "upgrade", "a WebSocket upgrade that did not pass through the hub")
+		return
 	}
-	// Origin was checked by Handler, against the server's own list.
-	inner, err := transport.CoderWebsocketImplementation{
-		AcceptOptions: coderws.AcceptOptions{InsecureSkipVerify: true},
-	}.Accept(w, r, opts)
+	up := websocket.Upgrader{
+		HandshakeTimeout: writeWait,
+		ReadBufferSize:   256, // grown by bufio only for frame headers; payloads are read through it
+		WriteBufferPool:  t.h.writeBuffers,
+		Subprotocols:     []string{protocol},
+		// Origin was checked by Handler, against the server's own list.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+			writeError(w, status, "BAD_REQUEST", "upgrade", "not a valid WebSocket upgrade: "+reason.Error())
+		},
+	}
+	conn, err := up.Upgrade(hijacker{w}, r, nil)
 	if err != nil {
-		return nil, err
+		return // Upgrade answered
 	}
+	conn.SetReadLimit(t.h.cfg.MaxMessageBytes)
+	ctx := auth.WithClient(context.Background(), auth.ClientFromContext(r.Context()))
+	if id := requestid.From(r.Context()); id != "" {
+		ctx = requestid.With(ctx, id)
+	}
+	s.ctx = context.WithValue(ctx, socketKey{}, s)
+	s.exec = exec
+	s.heard.Store(time.Now().UnixNano())
+
 	s.mu.Lock()
-	s.inner = inner
+	s.conn, s.started = conn, true
 	closed := s.closed
-	s.mu.Unlock()
-	close(s.accepted)
-	if closed { // shutdown began meanwhile
-		_ = inner.WriteClose(CodeGoingAway, reasonShutdown)
+	if !closed {
+		s.timer = time.AfterFunc(t.h.cfg.InitTimeout, func() {
+			if !s.isInited() {
+				s.CloseWith(CodeInitTimeout, reasonInitTimeout)
+			}
+		})
 	}
-	return s, nil
+	s.mu.Unlock()
+	switch {
+	case closed: // shutdown began meanwhile
+		closeConn(conn, CodeGoingAway, reasonShutdown)
+	case conn.Subprotocol() != protocol:
+		s.CloseWith(CodeSubprotocol, reasonSubprotocol)
+	}
+	go s.serve()
 }
 
-// initFunc authenticates connection_init. The socket's identity comes from
-// its payload only: an Authorization header on the upgrade request, or a
-// token in the URL, counts for nothing.
-func (h *Hub) initFunc(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	ctx = auth.Anonymous(ctx)
-	s := FromContext(ctx)
-	raw, present, valid := tokenFrom(payload)
-	if !present {
-		return ctx, nil, nil
-	}
-	fail := func(code int, reason string, err error) (context.Context, *transport.InitPayload, error) {
-		ctx = transport.WithWebsocketCloseCode(ctx, code)
-		return transport.AppendCloseReason(ctx, reason), nil, err
-	}
-	if !valid {
-		return fail(CodeForbidden, auth.ReasonTokenInvalid, errors.New(auth.ReasonTokenInvalid))
-	}
-	if code, reason, err := s.authenticate(raw); err != nil {
-		return fail(code, reason, err)
-	}
-	return ctx, nil, nil
+// hijacker lets the upgrader take the connection through the middleware's
+// response writers (they unwrap to net/http's own).
+type hijacker struct{ http.ResponseWriter }
+
+func (h hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(h.ResponseWriter).Hijack()
 }
 
 // Operations is the gqlgen extension that gives each operation on a socket
@@ -182,14 +181,6 @@ func (operations) InterceptOperation(ctx context.Context, next graphql.Operation
 		ctx = auth.WithClaims(ctx, c)
 	}
 	return next(ctx)
-}
-
-func (s *Socket) stopTimers() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.expiry != nil {
-		s.expiry.Stop()
-	}
 }
 
 func writeError(w http.ResponseWriter, status int, code auth.Code, reason, msg string) {
