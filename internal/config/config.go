@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/federation"
 	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/token"
 )
@@ -111,6 +112,11 @@ type Config struct {
 	WebAuthnRPName      string
 	WebAuthnOrigins     []string
 	WebAuthnAnyLoopback bool
+
+	// OIDCProviders are the identity providers users may sign in with
+	// (OIDC_PROVIDERS), each complete: presets filled in, scopes and display
+	// name defaulted. Empty: no federation.
+	OIDCProviders []federation.Provider
 }
 
 // Production reports whether the server runs with production defaults.
@@ -262,6 +268,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	p.checkCookie(c)
 	p.webAuthn(&c)
+	p.oidcProviders(&c)
 	if c.JWTIssuer == "" && c.PublicURL != "" || c.JWTAudience == "" {
 		p.fail("JWT_ISSUER and JWT_AUDIENCE must not be empty")
 	}
@@ -373,6 +380,107 @@ func (p *parser) webAuthn(c *Config) {
 		return // nothing configured and nothing to default to: passkeys are off
 	}
 	c.WebAuthnRPID, c.WebAuthnOrigins = rpID, kept
+}
+
+// oidcProviders reads OIDC_PROVIDERS, a comma-separated list of provider
+// names, and for each NAME the OIDC_NAME_* settings, where NAME is upper-cased
+// with hyphens as underscores (my-idp: OIDC_MY_IDP_CLIENT_ID). google,
+// microsoft and github are presets that need only a client ID and secret
+// (github also reads OIDC_GITHUB_URL and OIDC_GITHUB_API_URL); any other name
+// is an OpenID Connect provider at OIDC_NAME_ISSUER.
+func (p *parser) oidcProviders(c *Config) {
+	seen := map[string]bool{}
+	for _, name := range p.list("OIDC_PROVIDERS") {
+		if !validProviderName(name) {
+			p.fail(fmt.Sprintf("OIDC_PROVIDERS: %q is not a provider name: 1 to 32 lower-case letters, digits and hyphens "+
+				"(it is the path /auth/NAME)", name))
+			continue
+		}
+		if seen[name] {
+			p.fail(fmt.Sprintf("OIDC_PROVIDERS: %q is listed twice", name))
+			continue
+		}
+		seen[name] = true
+		c.OIDCProviders = append(c.OIDCProviders, p.oidcProvider(name))
+	}
+	if len(c.OIDCProviders) > 0 && p.prod && (c.PublicURL == "" || c.AppURL == "") {
+		p.fail("PUBLIC_URL and APP_URL are required in production with OIDC_PROVIDERS: providers call back to " +
+			"PUBLIC_URL/auth/NAME/callback and the browser returns to APP_URL/auth/callback")
+	}
+}
+
+func (p *parser) oidcProvider(name string) federation.Provider {
+	key := "OIDC_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+	pr, preset := federation.Preset(name)
+	if !preset {
+		pr = federation.Provider{Name: name, Kind: federation.KindOIDC, Scopes: slices.Clone(federation.DefaultScopes),
+			DisplayName: name}
+	}
+	switch issuer := p.str(key+"ISSUER", ""); {
+	case preset && issuer != "":
+		p.fail(fmt.Sprintf("%sISSUER: %s is a preset with its own issuer; for another issuer, list the provider under "+
+			"another name", key, name))
+	case !preset && issuer == "":
+		p.fail(fmt.Sprintf("%sISSUER is required for provider %q (the presets are google, microsoft and github): the "+
+			"issuer URL, with discovery at ISSUER/.well-known/openid-configuration", key, name))
+	case !preset:
+		// Kept as written: the issuer is compared exactly, trailing slash
+		// included, with the discovery document's and the tokens'.
+		pr.Issuer = issuer
+		p.providerURL(key+"ISSUER", issuer)
+	}
+	pr.ClientID = p.str(key+"CLIENT_ID", "")
+	pr.ClientSecret = p.str(key+"CLIENT_SECRET", "")
+	if pr.ClientID == "" || pr.ClientSecret == "" {
+		p.fail(fmt.Sprintf("%sCLIENT_ID and %sCLIENT_SECRET are required for provider %q: the client registered at the "+
+			"provider, with the callback URL PUBLIC_URL/auth/%s/callback", key, key, name, name))
+	}
+	if v := p.str(key+"SCOPES", ""); v != "" {
+		pr.Scopes = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' || r == ',' })
+	}
+	switch {
+	case pr.Kind == federation.KindOIDC && !slices.Contains(pr.Scopes, "openid"):
+		p.fail(fmt.Sprintf("%sSCOPES must include openid (without it there is no ID token), got %q", key,
+			strings.Join(pr.Scopes, " ")))
+	case pr.Kind == federation.KindGitHub && !slices.Contains(pr.Scopes, "user:email"):
+		p.fail(fmt.Sprintf("%sSCOPES must include user:email (the verified address is read from /user/emails), got %q",
+			key, strings.Join(pr.Scopes, " ")))
+	}
+	pr.DisplayName = p.str(key+"DISPLAY_NAME", pr.DisplayName)
+	if n := len([]rune(pr.DisplayName)); n > 64 {
+		p.fail(fmt.Sprintf("%sDISPLAY_NAME has at most 64 characters, got %d", key, n))
+	}
+	if pr.Kind == federation.KindGitHub {
+		pr.GitHubURL = strings.TrimRight(p.str(key+"URL", pr.GitHubURL), "/")
+		pr.GitHubAPIURL = strings.TrimRight(p.str(key+"API_URL", pr.GitHubAPIURL), "/")
+		p.providerURL(key+"URL", pr.GitHubURL)
+		p.providerURL(key+"API_URL", pr.GitHubAPIURL)
+	}
+	return pr
+}
+
+// providerURL checks a provider's address: https, or http outside production
+// (a provider on the developer's machine).
+func (p *parser) providerURL(key, v string) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && (u.Scheme != "http" || p.prod)) || u.Host == "" || u.RawQuery != "" ||
+		u.Fragment != "" || u.User != nil {
+		p.fail(fmt.Sprintf("%s must be an https URL like https://idp.example.com (http only outside production), got %q",
+			key, v))
+	}
+}
+
+// validProviderName reports whether name is 1 to 32 of [a-z0-9-].
+func validProviderName(name string) bool {
+	if name == "" || len(name) > 32 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // exactOrigin reports whether o is an origin: http or https, a host, an
