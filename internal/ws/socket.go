@@ -100,10 +100,16 @@ func (s *Socket) serve() {
 	for {
 		_, r, err := s.conn.NextReader()
 		if err != nil {
-			return // closed, by either side, or a message over the limit (1009)
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.linger() // a message over the limit: 1009 was sent
+			}
+			return // closed, by either side
 		}
 		data, err := io.ReadAll(r)
 		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.linger()
+			}
 			return
 		}
 		s.heard.Store(time.Now().UnixNano())
@@ -114,6 +120,18 @@ func (s *Socket) serve() {
 		}()
 		<-done
 	}
+}
+
+// linger lets a client that is still sending a message over the limit see
+// the 1009 close frame rather than a reset: what it sends is discarded, for
+// closeWait and 1 MiB at most, until it closes.
+func (s *Socket) linger() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	nc := s.conn.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(closeWait))
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
 }
 
 // finish releases everything once the read loop has ended.
