@@ -47,13 +47,13 @@ type Email struct {
 
 // User is an account of the stand-in.
 type User struct {
-	ID    int64 // the stable numeric id
-	Login string
-	Name  string // "" is served as null, as for a user who set none
+	ID    int64  `json:"id"` // the stable numeric id
+	Login string `json:"login"`
+	Name  string `json:"name"` // "" is served as null, as for a user who set none
 	// PublicEmail is GET /user's "email", the profile's public address,
 	// which GitHub does not promise is verified; "" is served as null.
-	PublicEmail string
-	Emails      []Email
+	PublicEmail string  `json:"public_email"`
+	Emails      []Email `json:"emails"`
 }
 
 // DefaultUser signs in when Options names no users.
