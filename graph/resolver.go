@@ -49,3 +49,19 @@ func optional(s string) *string {
 	}
 	return &s
 }
+
+func identities(list []*auth.Identity) []*model.Identity {
+	out := make([]*model.Identity, len(list))
+	for i, id := range list {
+		out[i] = &model.Identity{ID: id.ID, Provider: id.Provider, Email: optional(id.Email), LinkedAt: id.LinkedAt.UTC()}
+	}
+	return out
+}
+
+func providers(list []auth.ProviderInfo) []*model.IdentityProvider {
+	out := make([]*model.IdentityProvider, len(list))
+	for i, p := range list {
+		out[i] = &model.IdentityProvider{Name: p.Name, DisplayName: p.DisplayName}
+	}
+	return out
+}

@@ -186,6 +186,22 @@ func (r *mutationResolver) ResetMfa(ctx context.Context, userID string) (*auth.U
 	return r.auth.ResetMfa(ctx, userID)
 }
 
+func (r *mutationResolver) ExchangeAuthCode(ctx context.Context, code string) (*model.AuthPayload, error) {
+	res, err := r.auth.ExchangeAuthCode(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	return deliver(ctx, res), nil
+}
+
+func (r *mutationResolver) BeginLinkIdentity(ctx context.Context) (string, error) {
+	return r.auth.BeginLinkIdentity(ctx)
+}
+
+func (r *mutationResolver) UnlinkIdentity(ctx context.Context, id string) (bool, error) {
+	return r.auth.UnlinkIdentity(ctx, id)
+}
+
 func (r *queryResolver) Me(ctx context.Context) (*auth.User, error) {
 	return r.auth.Me(ctx)
 }
@@ -220,6 +236,18 @@ func (r *queryResolver) User(ctx context.Context, id string) (*auth.User, error)
 
 func (r *queryResolver) ExportMyData(ctx context.Context) (map[string]any, error) {
 	return r.auth.ExportMyData(ctx)
+}
+
+func (r *queryResolver) Identities(ctx context.Context) ([]*model.Identity, error) {
+	list, err := r.auth.Identities(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return identities(list), nil
+}
+
+func (r *queryResolver) Providers(ctx context.Context) ([]*model.IdentityProvider, error) {
+	return providers(r.auth.Providers()), nil
 }
 
 func (r *subscriptionResolver) SecurityEvents(ctx context.Context) (<-chan *model.SecurityEvent, error) {

@@ -24,6 +24,23 @@ type AuthPayload struct {
 	User                  *auth.User `json:"user"`
 }
 
+// An account at an identity provider that can sign in to the caller's account.
+type Identity struct {
+	ID string `json:"id"`
+	// The provider's name, as in /auth/{name}.
+	Provider string `json:"provider"`
+	// The address the provider asserted when the identity was linked.
+	Email    *string   `json:"email,omitempty"`
+	LinkedAt time.Time `json:"linkedAt"`
+}
+
+// A configured identity provider.
+type IdentityProvider struct {
+	// As in GET /auth/{name}.
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName"`
+}
+
 type LoginInput struct {
 	// The username or the email address.
 	Username string `json:"username"`

@@ -22,6 +22,7 @@ func addRoutes(mux *http.ServeMux, d Deps) {
 	mux.Handle("/query", withCORS(opts.CORSOrigins, creds, http.HandlerFunc(methodNotAllowed)))
 
 	addWellKnown(mux, d.Keys, d.Discovery)
+	addFederation(mux, d)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -59,6 +59,9 @@ type Deps struct {
 	Now       func() time.Time // nil: time.Now
 	// Metrics, when not nil, counts requests (and /readyz's outcome).
 	Metrics *metrics.Metrics
+	// Federation, when not nil, serves sign-in with identity providers at
+	// /auth/{name} and /auth/{name}/callback.
+	Federation *Federation
 }
 
 // NewServer returns the server's whole HTTP handler.

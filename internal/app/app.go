@@ -21,6 +21,7 @@ import (
 	"github.com/authgql/server/internal/api"
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
+	"github.com/authgql/server/internal/federation"
 	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/mail"
 	"github.com/authgql/server/internal/metrics"
@@ -55,6 +56,9 @@ type Deps struct {
 	// (OpenTelemetry is set up; the database client's monitor is the
 	// caller's).
 	Tracing bool
+	// Providers are the identity providers to sign in with (tests; the
+	// configuration's OIDC_PROVIDERS are added once config carries them).
+	Providers []federation.Provider
 }
 
 // MailDeps adjust mail delivery (tests).
@@ -146,6 +150,10 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	if cfg.JWTAlgorithm == keys.HS256 {
 		published = nil // nothing to publish: verifiers share the secret
 	}
+	fed, err := newFederation(ctx, d, d.Providers, stores.Markers)
+	if err != nil {
+		return nil, err
+	}
 	svc, err = auth.NewService(stores, issuer, auth.Settings{
 		BcryptCost:    cfg.BcryptCost,
 		RefreshTTL:    cfg.RefreshTokenTTL,
@@ -178,6 +186,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 			Origins:         cfg.WebAuthnOrigins,
 			AnyLoopbackPort: cfg.WebAuthnAnyLoopback,
 		},
+		Providers: providerList(fed),
 	})
 	if err != nil {
 		return nil, err
@@ -249,8 +258,9 @@ func New(ctx context.Context, d Deps) (*App, error) {
 				SameSite: sameSite(cfg.AuthCookieSameSite),
 			},
 		},
-		Now:     d.Now,
-		Metrics: d.Metrics,
+		Now:        d.Now,
+		Metrics:    d.Metrics,
+		Federation: federationRoutes(fed, svc, cfg.AppURL),
 	})
 	return &App{Handler: handler, Auth: svc, Tokens: issuer, Keys: ring, Outbox: worker, Sockets: sockets,
 		cfg: cfg, logger: d.Logger, trail: trail}, nil
@@ -375,6 +385,9 @@ func newStores(ctx context.Context, db *mongo.Database, backend mongodb.Backend)
 	st := auth.Stores{Users: users, Sessions: sessions, Throttles: throttles, Revocations: revocations,
 		EmailTokens: tokens, Markers: markers, Outbox: mails, Audit: audit, MFA: mongodb.NewMFAStore(db)}
 	st.Passkeys, st.Challenges = passkeys, challenges
+	if err := newIdentityStores(ctx, db, &st); err != nil {
+		return auth.Stores{}, nil, err
+	}
 	return st, mails, nil
 }
 

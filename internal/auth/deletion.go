@@ -83,6 +83,16 @@ func (s *Service) deleteUser(ctx context.Context, u *User, by string) error {
 	if err := s.deletePasskeysOf(ctx, u.ID); err != nil {
 		errs = append(errs, fmt.Errorf("passkeys: %w", err))
 	}
+	if s.identities != nil {
+		if _, err := s.identities.DeleteForUser(ctx, u.ID); err != nil {
+			errs = append(errs, fmt.Errorf("identities: %w", err))
+		}
+	}
+	if s.codes != nil {
+		if _, err := s.codes.DeleteForUser(ctx, u.ID); err != nil {
+			errs = append(errs, fmt.Errorf("one-time codes: %w", err))
+		}
+	}
 	if s.trail != nil {
 		if _, err := s.trail.DeleteForUser(ctx, u.ID); err != nil {
 			errs = append(errs, fmt.Errorf("audit events: %w", err))
@@ -114,7 +124,8 @@ const maxExportedEvents = 200
 
 // ExportMyData returns what the server holds about the caller: the profile,
 // every session it keeps (with user agents and IPs) and recent audit events
-// about the account. Never a password hash or a token.
+// about the account, its passkeys and its identities at providers. Never a
+// password hash or a token.
 func (s *Service) ExportMyData(ctx context.Context) (map[string]any, error) {
 	c, err := Authenticate(ctx)
 	if err != nil {
@@ -174,6 +185,18 @@ func (s *Service) ExportMyData(ctx context.Context) (map[string]any, error) {
 		}
 	}
 	out["passkeys"] = keys
+	idents := []any{}
+	if s.identities != nil {
+		list, err := s.identities.ForUser(ctx, u.ID)
+		if err != nil {
+			return nil, fmt.Errorf("auth: list identities: %w", err)
+		}
+		for _, i := range list {
+			idents = append(idents, map[string]any{"id": i.ID, "provider": i.Provider, "subject": i.Subject,
+				"email": i.Email, "linkedAt": rfc3339(i.LinkedAt)})
+		}
+	}
+	out["identities"] = idents
 	events := []any{}
 	if s.trail != nil {
 		recent, err := s.trail.Recent(ctx, u.ID, maxExportedEvents)

@@ -69,6 +69,7 @@ const (
 	MailConfirmEmailChange MailKind = "confirm_email_change"
 	MailEmailChangeNotice  MailKind = "email_change_notice"
 	MailAccountDeleted     MailKind = "account_deleted"
+	MailIdentityLinked     MailKind = "identity_linked"
 	// MailResetRequest is a password reset asked for an address: the worker
 	// looks the address up and turns it into MailResetPassword, or drops it
 	// when no account has that address. The request itself does the same
@@ -86,6 +87,7 @@ type Mail struct {
 	Username  string
 	Link      string
 	NewEmail  string        // confirm_email_change, email_change_notice
+	Provider  string        // identity_linked: the provider's display name
 	ExpiresIn time.Duration // the link's lifetime, for the text
 	CreatedAt time.Time
 	// Delivery state, kept by the outbox worker.

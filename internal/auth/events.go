@@ -20,6 +20,9 @@ const (
 	EventMFADisabled     SecurityEventType = "MFA_DISABLED"
 	EventPasskeyAdded    SecurityEventType = "PASSKEY_ADDED"
 	EventPasskeyRemoved  SecurityEventType = "PASSKEY_REMOVED"
+	// An identity provider's account was linked to, or unlinked from, the account.
+	EventIdentityLinked   SecurityEventType = "IDENTITY_LINKED"
+	EventIdentityUnlinked SecurityEventType = "IDENTITY_UNLINKED"
 )
 
 // SecurityEvent is something that happened to an account's security.

@@ -90,11 +90,16 @@ func (s *Service) checkPassword(ctx context.Context, event, key string, find fun
 	hash := s.dummyHash
 	who := slog.String("identifier_hash", key)
 	if u != nil {
-		hash, who = u.PasswordHash, slog.String("user_id", u.ID)
+		who = slog.String("user_id", u.ID)
+	}
+	// An account without a password (made by a federated sign-in) is
+	// compared against the dummy hash too: the same work, and never a match.
+	if u != nil && len(u.PasswordHash) > 0 {
+		hash = u.PasswordHash
 	}
 	ok := s.hasher.compareReserved(ctx, hash, password)
 	release()
-	if !ok || u == nil {
+	if !ok || u == nil || len(u.PasswordHash) == 0 {
 		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", event), slog.String("outcome", "failure"), who, ip)
 		return nil, errWrongPassword
 	}

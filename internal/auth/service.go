@@ -34,6 +34,8 @@ type Settings struct {
 	Mail  MailSettings
 	// WebAuthn configures passkeys (off without an RP ID).
 	WebAuthn WebAuthnSettings
+	// Providers lists the configured identity providers (nil: none).
+	Providers func() []ProviderInfo
 }
 
 // MailSettings configure the mails of account recovery.
@@ -68,6 +70,11 @@ type Stores struct {
 	// INTERNAL_SERVER_ERROR.
 	Passkeys   PasskeyStore
 	Challenges ChallengeStore
+	// Identities and OneTimeCodes hold federated identities and the
+	// one-time codes of federated sign-ins and link tickets; without them
+	// federation answers INTERNAL_SERVER_ERROR.
+	Identities   IdentityStore
+	OneTimeCodes OneTimeCodeStore
 }
 
 // Service is the authentication domain: accounts, sessions and tokens.
@@ -81,11 +88,14 @@ type Service struct {
 	emailTokens   EmailTokenStore
 	markers       MarkerStore
 	outbox        Outbox
-	trail         AuditStore    // may be nil
-	mfa           MFAStore      // may be nil
-	totpKey       []byte        // seals TOTP secrets (AES-256-GCM)
-	recoveryKey   []byte        // keys the hashes of recovery codes
-	rp            *relyingParty // nil: passkeys are off
+	trail         AuditStore       // may be nil
+	mfa           MFAStore         // may be nil
+	totpKey       []byte           // seals TOTP secrets (AES-256-GCM)
+	recoveryKey   []byte           // keys the hashes of recovery codes
+	rp            *relyingParty    // nil: passkeys are off
+	identities    IdentityStore    // nil: federation is off
+	codes         OneTimeCodeStore // nil: federation is off
+	providers     func() []ProviderInfo
 	mail          MailSettings
 	tokens        TokenIssuer
 	keys          refreshKeys
@@ -139,7 +149,8 @@ func NewService(st Stores, tokens TokenIssuer, s Settings) (*Service, error) {
 	return &Service{
 		users: users, fresh: st.Users, sessions: st.Sessions, throttles: st.Throttles, revocationLog: st.Revocations,
 		emailTokens: st.EmailTokens, markers: st.Markers, outbox: st.Outbox, trail: st.Audit, mail: s.Mail,
-		rp:  rp,
+		rp:         rp,
+		identities: st.Identities, codes: st.OneTimeCodes, providers: s.Providers,
 		mfa: st.MFA, totpKey: mac(s.Key, []byte("totp-secret")), recoveryKey: mac(s.Key, []byte("recovery-code")),
 		tokens:   tokens,
 		keys:     newRefreshKeys(s.Key),
@@ -343,6 +354,11 @@ func (s *Service) Run(ctx context.Context, logger *slog.Logger, every time.Durat
 			}
 			if _, err := s.markers.DeleteBefore(ctx, now.Add(-endedRetention)); err != nil && ctx.Err() == nil {
 				logger.WarnContext(ctx, "auth: sweeping markers failed", "err", err)
+			}
+			if s.codes != nil {
+				if _, err := s.codes.DeleteExpired(ctx, now.Add(-endedRetention)); err != nil && ctx.Err() == nil {
+					logger.WarnContext(ctx, "auth: sweeping one-time codes failed", "err", err)
+				}
 			}
 			for _, l := range s.perIP {
 				l.prune(now.Add(-sweepEvery))

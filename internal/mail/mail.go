@@ -20,10 +20,12 @@ const (
 	KindConfirmEmailChange Kind = "confirm_email_change" // sent to the NEW address; data: Username, Link, ExpiresIn, NewEmail
 	KindEmailChangeNotice  Kind = "email_change_notice"  // sent to the OLD address; data: Username, NewEmailMasked
 	KindAccountDeleted     Kind = "account_deleted"      // data: Username
+	KindIdentityLinked     Kind = "identity_linked"      // data: Username, Provider
 )
 
 // kinds lists every Kind, in a stable order.
-var kinds = []Kind{KindVerifyEmail, KindResetPassword, KindConfirmEmailChange, KindEmailChangeNotice, KindAccountDeleted}
+var kinds = []Kind{KindVerifyEmail, KindResetPassword, KindConfirmEmailChange, KindEmailChangeNotice, KindAccountDeleted,
+	KindIdentityLinked}
 
 // hasLink reports whether mails of this kind carry a link to follow.
 func (k Kind) hasLink() bool {
@@ -34,6 +36,7 @@ func (k Kind) hasLink() bool {
 type Data struct {
 	Username, Link, NewEmail, NewEmailMasked string
 	ExpiresIn                                string // human text such as "1 hour", "24 hours", "2 seconds"
+	Provider                                 string // identity_linked: the provider's display name
 }
 
 // Message is a rendered mail.

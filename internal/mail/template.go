@@ -98,7 +98,7 @@ func LoadTemplates(dir string) (*Templates, error) {
 // sample is the Data LoadTemplates renders every template with once.
 var sample = Data{
 	Username: "jane", Link: "https://example.com/link?token=t", NewEmail: "jane@example.org",
-	NewEmailMasked: "j***@example.org", ExpiresIn: "1 hour",
+	NewEmailMasked: "j***@example.org", ExpiresIn: "1 hour", Provider: "Example",
 }
 
 type templateFile struct {
@@ -146,7 +146,7 @@ func (t *Templates) Render(kind Kind, to string, d Data) (Message, error) {
 	}
 	d = Data{
 		Username: clean(d.Username), Link: clean(d.Link), NewEmail: clean(d.NewEmail),
-		NewEmailMasked: clean(d.NewEmailMasked), ExpiresIn: clean(d.ExpiresIn),
+		NewEmailMasked: clean(d.NewEmailMasked), ExpiresIn: clean(d.ExpiresIn), Provider: clean(d.Provider),
 	}
 	var subject, text, html bytes.Buffer
 	err := errors.Join(kt.subject.Execute(&subject, d), kt.text.Execute(&text, d), kt.html.Execute(&html, d))

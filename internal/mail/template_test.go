@@ -43,6 +43,7 @@ func TestRenderEachKind(t *testing.T) {
 		{mail.KindConfirmEmailChange, "Confirm your new email address", true, []string{"24 hours", "jane@new.example.org", "ignore this mail"}},
 		{mail.KindEmailChangeNotice, "A change of your email address was requested", false, []string{"j***@new.example.org"}},
 		{mail.KindAccountDeleted, "Your account was deleted", false, []string{"deleted"}},
+		{mail.KindIdentityLinked, "A sign-in method was added to your account", false, []string{"was linked"}},
 	}
 	for _, tt := range tests {
 		t.Run(string(tt.kind), func(t *testing.T) {
@@ -108,7 +109,7 @@ func TestRenderHTMLLoadsNothingRemote(t *testing.T) {
 
 var allKinds = []mail.Kind{
 	mail.KindVerifyEmail, mail.KindResetPassword, mail.KindConfirmEmailChange,
-	mail.KindEmailChangeNotice, mail.KindAccountDeleted,
+	mail.KindEmailChangeNotice, mail.KindAccountDeleted, mail.KindIdentityLinked,
 }
 
 func TestRenderHostileData(t *testing.T) {

@@ -31,6 +31,7 @@ type mailDoc struct {
 	Username  string    `bson:"username"`
 	Link      string    `bson:"link,omitempty"` // removed once the mail is given up
 	NewEmail  string    `bson:"new_email"`
+	Provider  string    `bson:"provider,omitempty"`
 	ExpiresIn int64     `bson:"expires_in"` // nanoseconds
 	CreatedAt time.Time `bson:"created_at"`
 	Attempts  int       `bson:"attempts"`
@@ -76,7 +77,7 @@ func (s *OutboxStore) Enqueue(ctx context.Context, m *auth.Mail) error {
 	}
 	doc := mailDoc{
 		ID: id, Kind: string(m.Kind), To: m.To, UserID: m.UserID, Username: m.Username, Link: m.Link,
-		NewEmail: m.NewEmail, ExpiresIn: int64(m.ExpiresIn), CreatedAt: millis(m.CreatedAt),
+		NewEmail: m.NewEmail, Provider: m.Provider, ExpiresIn: int64(m.ExpiresIn), CreatedAt: millis(m.CreatedAt),
 		Attempts: m.Attempts, NextAt: millis(next), LastError: m.LastError, Failed: m.Failed,
 	}
 	_, err := s.coll.InsertOne(ctx, doc)
@@ -201,7 +202,7 @@ func (s *OutboxStore) DeleteForUser(ctx context.Context, userID string) (int64, 
 func (d *mailDoc) mail() *auth.Mail {
 	return &auth.Mail{
 		ID: d.ID, Kind: auth.MailKind(d.Kind), To: d.To, UserID: d.UserID, Username: d.Username, Link: d.Link,
-		NewEmail: d.NewEmail, ExpiresIn: time.Duration(d.ExpiresIn), CreatedAt: d.CreatedAt.UTC(),
+		NewEmail: d.NewEmail, Provider: d.Provider, ExpiresIn: time.Duration(d.ExpiresIn), CreatedAt: d.CreatedAt.UTC(),
 		Attempts: d.Attempts, NextAt: d.NextAt.UTC(), LastError: d.LastError, Failed: d.Failed,
 	}
 }

@@ -199,6 +199,7 @@ func (w *Worker) deliver(ctx context.Context, seen *auth.Mail) bool {
 		NewEmail:       prepared.NewEmail,
 		NewEmailMasked: maskIfSet(prepared.NewEmail),
 		ExpiresIn:      expiresIn(prepared.ExpiresIn),
+		Provider:       prepared.Provider,
 	})
 	if err != nil {
 		w.giveUp(ctx, prepared, attempt+1, "render: "+err.Error())

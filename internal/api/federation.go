@@ -1,0 +1,233 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/federation"
+	"github.com/authgql/server/internal/requestid"
+)
+
+// FederationFlows runs the flows with identity providers (a
+// federation.Registry).
+type FederationFlows interface {
+	Providers() []federation.ProviderInfo
+	Begin(ctx context.Context, provider string, o federation.BeginOptions) (federation.Started, error)
+	Finish(ctx context.Context, provider string, query url.Values, binding string) (*federation.Result, error)
+}
+
+// FederatedAccounts applies a finished flow to accounts (the auth.Service).
+type FederatedAccounts interface {
+	AllowFederation(ctx context.Context) error
+	TakeLinkTicket(ctx context.Context, ticket string) (string, error)
+	SignInFederated(ctx context.Context, fi auth.FederatedIdentity, linkUserID string) (*auth.FederatedSignIn, error)
+}
+
+// Federation is what the sign-in routes of identity providers serve.
+type Federation struct {
+	Flows    FederationFlows
+	Accounts FederatedAccounts
+	// AppURL is where the browser returns: AppURL/auth/callback?code=… (or
+	// ?error=…, ?linked=…), never anywhere else.
+	AppURL string
+}
+
+// Errors a flow ends with, as the app reads them (error=…).
+const (
+	errorAccessDenied     = string(federation.AccessDenied)
+	errorInvalidState     = string(federation.InvalidState)
+	errorExpired          = string(federation.Expired)
+	errorProviderError    = string(federation.ProviderError)
+	errorEmailNotVerified = auth.ReasonEmailNotVerified
+	errorAccountExists    = auth.ReasonAccountExists
+)
+
+// bindingMaxAge is the life of the cookie that binds a flow to the browser
+// that began it: the flow's own.
+const bindingMaxAge = int(federation.FlowTTL / time.Second)
+
+// federationRoutes serves GET /auth/{name} and GET /auth/{name}/callback.
+type federationRoutes struct {
+	f       *Federation
+	log     *slog.Logger
+	trusted []netip.Prefix
+	cookie  string // the binding cookie's name
+	secure  bool
+}
+
+func addFederation(mux *http.ServeMux, d Deps) {
+	if d.Federation == nil {
+		return
+	}
+	secure := strings.HasPrefix(strings.ToLower(d.Options.PublicURL), "https://")
+	fr := &federationRoutes{f: d.Federation, log: d.Logger, trusted: d.Options.TrustedProxies,
+		cookie: "authgql_federation", secure: secure}
+	if secure {
+		// Host-only, Path=/, Secure: no subdomain can set or shadow it.
+		fr.cookie = "__Host-authgql_federation"
+	}
+	mux.Handle("GET /auth/{name}", noStore(http.HandlerFunc(fr.begin)))
+	mux.Handle("GET /auth/{name}/callback", noStore(http.HandlerFunc(fr.callback)))
+}
+
+// begin starts a flow: ?redirect=<app path> is handed back to the app at
+// the end; ?link=<ticket> (or ?link=1&ticket=<ticket>) links the identity to
+// the ticket's account instead of signing in.
+func (fr *federationRoutes) begin(w http.ResponseWriter, r *http.Request) {
+	ctx := auth.WithClient(r.Context(), client(r, fr.trusted))
+	provider := r.PathValue("name")
+	if !fr.known(provider) {
+		writeError(w, http.StatusNotFound, string(auth.CodeNotFound), "no such identity provider")
+		return
+	}
+	if err := fr.f.Accounts.AllowFederation(ctx); err != nil {
+		fr.refuse(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	var linkUser string
+	if link := q.Get("link"); link != "" {
+		ticket := link
+		if link == "1" || link == "true" {
+			ticket = q.Get("ticket")
+		}
+		uid, err := fr.f.Accounts.TakeLinkTicket(ctx, ticket)
+		if err != nil {
+			code := errorInvalidState
+			switch {
+			case auth.ErrorCode(err) != auth.CodeInvalidAuthCode:
+				fr.log.ErrorContext(ctx, "federation: link ticket check failed", "provider", provider, "err", err,
+					"request_id", requestid.From(ctx))
+				code = errorProviderError
+			case auth.ErrorReason(err) == auth.ReasonExpired:
+				code = errorExpired
+			}
+			fr.log.InfoContext(ctx, "federation: link refused", "provider", provider, "error", code,
+				"request_id", requestid.From(ctx))
+			fr.toApp(w, r, url.Values{"error": {code}})
+			return
+		}
+		linkUser = uid
+	}
+	st, err := fr.f.Flows.Begin(ctx, provider, federation.BeginOptions{Redirect: q.Get("redirect"), LinkUserID: linkUser})
+	if errors.Is(err, federation.ErrUnknownProvider) {
+		writeError(w, http.StatusNotFound, string(auth.CodeNotFound), "no such identity provider")
+		return
+	}
+	if err != nil {
+		fr.log.WarnContext(ctx, "federation: cannot begin", "provider", provider, "err", err,
+			"request_id", requestid.From(ctx))
+		fr.toApp(w, r, url.Values{"error": {string(federation.CodeOf(err))}})
+		return
+	}
+	fr.setBinding(w, st.Binding)
+	http.Redirect(w, r, st.URL, http.StatusFound)
+}
+
+// callback finishes a flow and sends the browser to the app with a one-time
+// code (a sign-in), linked=<provider> (a link) or error=<code>.
+func (fr *federationRoutes) callback(w http.ResponseWriter, r *http.Request) {
+	ctx := auth.WithClient(r.Context(), client(r, fr.trusted))
+	provider := r.PathValue("name")
+	if !fr.known(provider) {
+		writeError(w, http.StatusNotFound, string(auth.CodeNotFound), "no such identity provider")
+		return
+	}
+	if err := fr.f.Accounts.AllowFederation(ctx); err != nil {
+		fr.refuse(w, r, err) // the state is not spent: the browser may retry
+		return
+	}
+	binding := cookieValue(r, fr.cookie)
+	fr.setBinding(w, "") // one flow per binding, whatever the outcome
+	res, err := fr.f.Flows.Finish(ctx, provider, r.URL.Query(), binding)
+	if errors.Is(err, federation.ErrUnknownProvider) {
+		writeError(w, http.StatusNotFound, string(auth.CodeNotFound), "no such identity provider")
+		return
+	}
+	if err != nil {
+		code := federation.CodeOf(err)
+		// err never holds a code, token or ID token (package federation).
+		fr.log.InfoContext(ctx, "federation: sign-in refused", "provider", provider, "error", string(code), "err", err,
+			"request_id", requestid.From(ctx))
+		fr.toApp(w, r, url.Values{"error": {string(code)}})
+		return
+	}
+	id := res.Identity
+	out, err := fr.f.Accounts.SignInFederated(ctx, auth.FederatedIdentity{
+		Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
+		Name: id.Name, PreferredUsername: id.PreferredUsername,
+	}, res.LinkUserID)
+	if err != nil {
+		code := errorProviderError
+		switch reason := auth.ErrorReason(err); reason {
+		case errorEmailNotVerified, errorAccountExists, errorInvalidState:
+			code = reason
+		default:
+			fr.log.ErrorContext(ctx, "federation: sign-in failed", "provider", provider, "err", err,
+				"request_id", requestid.From(ctx))
+		}
+		fr.toApp(w, r, url.Values{"error": {code}})
+		return
+	}
+	back := url.Values{}
+	if out.Linked {
+		back.Set("linked", provider)
+	} else {
+		back.Set("code", out.Code)
+	}
+	if res.Redirect != "" {
+		back.Set("redirect", res.Redirect)
+	}
+	fr.toApp(w, r, back)
+}
+
+func (fr *federationRoutes) known(provider string) bool {
+	for _, p := range fr.f.Flows.Providers() {
+		if p.Name == provider {
+			return true
+		}
+	}
+	return false
+}
+
+// toApp redirects to the app's callback page: the only place this server
+// sends a browser to, whatever the request said.
+func (fr *federationRoutes) toApp(w http.ResponseWriter, r *http.Request, q url.Values) {
+	http.Redirect(w, r, strings.TrimRight(fr.f.AppURL, "/")+"/auth/callback?"+q.Encode(), http.StatusFound)
+}
+
+// setBinding sets the binding cookie, or clears it when value is empty.
+// SameSite=Lax: the provider's redirect back is a cross-site top-level
+// navigation, which Strict would send without it.
+func (fr *federationRoutes) setBinding(w http.ResponseWriter, value string) {
+	c := &http.Cookie{Name: fr.cookie, Value: value, Path: "/", HttpOnly: true, Secure: fr.secure,
+		SameSite: http.SameSiteLaxMode, MaxAge: bindingMaxAge}
+	if value == "" {
+		c.MaxAge = -1
+	}
+	http.SetCookie(w, c)
+}
+
+// refuse answers a rate-limited request (or another failure before the
+// flow) with a GraphQL-shaped JSON error.
+func (fr *federationRoutes) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	e, ok := errors.AsType[*auth.Error](err)
+	if !ok || e.Code != auth.CodeRateLimited {
+		fr.log.ErrorContext(r.Context(), "federation: refused", "err", err, "request_id", requestid.From(r.Context()))
+		writeError(w, http.StatusInternalServerError, string(auth.CodeInternal), "internal error")
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	writeJSON(w, http.StatusTooManyRequests, map[string]any{
+		"errors": []map[string]any{{"message": e.Message, "extensions": map[string]any{
+			"code": string(e.Code), "reason": e.Reason, "retryAfter": e.RetryAfter}}},
+	})
+}

@@ -1,0 +1,535 @@
+package api_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// The whole flow over HTTP: the app sends the browser to /auth/mock, the
+// server to the provider with a binding cookie, the provider back to the
+// callback, the callback to the app with a one-time code, which
+// exchangeAuthCode turns into a session (amr fed) of a new account.
+func TestFederationSignInFlow(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	b := e.newBrowser(t)
+
+	// The start: a redirect to the provider and the binding cookie.
+	start, _ := http.NewRequest(http.MethodGet, fedPublicURL+"/auth/mock?redirect=/x", nil)
+	raw, err := (&http.Client{Transport: b.c.Transport, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}).Do(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.Body.Close()
+	if raw.StatusCode != http.StatusFound || !strings.HasPrefix(raw.Header.Get("Location"), m.AuthorizationEndpoint()+"?") {
+		t.Fatalf("GET /auth/mock: %s, Location %q; want 302 to the provider", raw.Status, raw.Header.Get("Location"))
+	}
+	for h, want := range map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
+		if got := raw.Header.Get(h); got != want {
+			t.Errorf("GET /auth/mock: %s = %q, want %q", h, got, want)
+		}
+	}
+	var binding *http.Cookie
+	for _, c := range raw.Cookies() {
+		if c.Name == fedBindingCookie {
+			binding = c
+		}
+	}
+	if binding == nil || !binding.HttpOnly || binding.SameSite != http.SameSiteLaxMode || binding.Path != "/" ||
+		binding.MaxAge != 600 || binding.Secure || len(binding.Value) < 43 {
+		t.Fatalf("binding cookie = %+v; want HttpOnly, SameSite=Lax, Path=/, Max-Age=600 (not Secure over http)", binding)
+	}
+	if strings.Contains(raw.Header.Get("Location"), binding.Value) {
+		t.Error("the binding travels to the provider")
+	}
+
+	// A browser that goes through the provider is back at the app.
+	queue(m, "sub-ann", "Fed.Ann@example.test", true)
+	_, loc := b.navigate(t, fedPublicURL+"/auth/mock?redirect=/settings%3Ftab%3D2")
+	if loc == nil || !strings.HasPrefix(loc.String(), appURL+"/auth/callback?") {
+		t.Fatalf("the flow ended at %v, want the app's callback", loc)
+	}
+	q := loc.Query()
+	code := q.Get("code")
+	if len(code) != 43 || q.Get("redirect") != "/settings?tab=2" || q.Has("error") {
+		t.Fatalf("the app got %v; want a 256-bit code and redirect=/settings?tab=2", q)
+	}
+	for _, c := range b.jar.Cookies(&url.URL{Scheme: "http", Host: fedHost, Path: "/"}) {
+		if c.Name == fedBindingCookie {
+			t.Errorf("the binding cookie outlived the callback")
+		}
+	}
+
+	p := payload(t, e.exchange(t, code), "exchangeAuthCode")
+	wantLevel(t, "exchangeAuthCode", p.AccessToken, 1, "[fed]", false)
+	a := e.meAccount(t, p.AccessToken)
+	if a.Username != "Fed.Ann" || a.Email != "Fed.Ann@example.test" || !a.EmailVerified {
+		t.Errorf("the new account: %+v; want username Fed.Ann, the provider's address, verified", a)
+	}
+	ids := e.identities(t, p.AccessToken)
+	if len(ids) != 1 || ids[0].Provider != fedProvider || ids[0].Email != "Fed.Ann@example.test" || ids[0].LinkedAt == "" {
+		t.Fatalf("identities = %+v", ids)
+	}
+	if doc := e.docs(t, "users", bson.D{{Key: "email_key", Value: "fed.ann@example.test"}}); len(doc) != 1 ||
+		doc[0]["password_hash"] != nil {
+		t.Errorf("the account's password hash: %v, want none", doc)
+	}
+	// A refresh keeps the method.
+	next := payload(t, e.refresh(t, "", p.RefreshToken), "refreshToken")
+	wantLevel(t, "refresh", next.AccessToken, 1, "[fed]", false)
+
+	// The code once only.
+	wantAuthCodeError(t, e.exchange(t, code), "used")
+	// Another sign-in with the same identity: the same account, no mail.
+	again := e.fedSignIn(t, m, "sub-ann", "Fed.Ann@example.test")
+	if again.User.ID != a.ID || e.countUsers(t) != 1 {
+		t.Errorf("the second sign-in: user %s (%d users), want %s", again.User.ID, e.countUsers(t), a.ID)
+	}
+	// Nothing secret in the logs.
+	logs := e.logs.String()
+	if strings.Contains(logs, code) || strings.Contains(logs, binding.Value) || strings.Contains(logs, p.AccessToken) {
+		t.Error("the logs carry a code, the binding or a token")
+	}
+	if len(e.auditLines(t, "federated_login")) < 2 {
+		t.Error("no federated_login audit lines")
+	}
+	if res := e.get(t, "", `{ providers { name displayName } }`, nil); !strings.Contains(res.Raw,
+		`"providers":[{"name":"mock","displayName":"Mock ID"}]`) {
+		t.Errorf("providers: %s", res.Raw)
+	}
+}
+
+func wantAuthCodeError(t *testing.T, res gqlResponse, reason string) {
+	t.Helper()
+	if res.Status != http.StatusOK || len(res.Errors) == 0 || res.ext("code") != "INVALID_AUTH_CODE" || res.ext("reason") != reason {
+		t.Fatalf("exchangeAuthCode: %s; want INVALID_AUTH_CODE %s", res.Raw, reason)
+	}
+	if string(res.Data["exchangeAuthCode"]) != "" && string(res.Data["exchangeAuthCode"]) != "null" {
+		t.Fatalf("data with an error: %s", res.Raw)
+	}
+}
+
+// The callback refuses a state it cannot finish: from a browser without the
+// binding cookie (login CSRF), twice, or tampered.
+func TestFederationCallbackState(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+
+	t.Run("without the binding cookie", func(t *testing.T) {
+		cb := e.newBrowser(t).toCallback(t, "/auth/mock")
+		wantError(t, e.newBrowser(t).callback(t, cb), "invalid_state")
+	})
+	t.Run("replayed", func(t *testing.T) {
+		b := e.newBrowser(t)
+		cb := b.toCallback(t, "/auth/mock")
+		u, _ := url.Parse(fedPublicURL)
+		cookies := b.jar.Cookies(u)
+		if q := b.callback(t, cb); q.Get("code") == "" {
+			t.Fatalf("first callback: %v", q)
+		}
+		b.jar.SetCookies(u, cookies) // even with the binding put back
+		wantError(t, b.callback(t, cb), "invalid_state")
+	})
+	t.Run("tampered state", func(t *testing.T) {
+		b := e.newBrowser(t)
+		cb, _ := url.Parse(b.toCallback(t, "/auth/mock"))
+		q := cb.Query()
+		q.Set("state", q.Get("state")+"x")
+		cb.RawQuery = q.Encode()
+		wantError(t, b.callback(t, cb.String()), "invalid_state")
+	})
+	t.Run("consent refused", func(t *testing.T) {
+		b := e.newBrowser(t)
+		cb, _ := url.Parse(b.toCallback(t, "/auth/mock"))
+		q := url.Values{"error": {"access_denied"}, "state": {cb.Query().Get("state")}}
+		cb.RawQuery = q.Encode()
+		wantError(t, b.callback(t, cb.String()), "access_denied")
+	})
+	t.Run("expired", func(t *testing.T) {
+		b := e.newBrowser(t)
+		cb := b.toCallback(t, "/auth/mock")
+		e.clock.Advance(11 * time.Minute)
+		defer e.clock.Advance(-11 * time.Minute)
+		wantError(t, b.callback(t, cb), "expired")
+	})
+	if n := e.countUsers(t); n != 1 {
+		t.Errorf("%d users, want the one of the replayed flow", n)
+	}
+}
+
+func TestFederationExchangeAuthCode(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	for name, code := range map[string]string{
+		"unknown": strings.Repeat("A", 43), "malformed": "not a code", "empty": "", "too long": strings.Repeat("A", 44),
+	} {
+		t.Run(name, func(t *testing.T) { wantAuthCodeError(t, e.exchange(t, code), "unknown") })
+	}
+	t.Run("expired", func(t *testing.T) {
+		queue(m, "sub-exp", "exp@example.test", true)
+		q := e.newBrowser(t).signIn(t, "/auth/mock")
+		e.clock.Advance(61 * time.Second)
+		wantAuthCodeError(t, e.exchange(t, q.Get("code")), "expired")
+	})
+	t.Run("concurrent exchanges", func(t *testing.T) {
+		queue(m, "sub-conc", "conc@example.test", true)
+		q := e.newBrowser(t).signIn(t, "/auth/mock")
+		var wg sync.WaitGroup
+		results := make([]gqlResponse, 8)
+		for i := range results {
+			wg.Go(func() { results[i] = e.exchange(t, q.Get("code")) })
+		}
+		wg.Wait()
+		won := 0
+		for _, r := range results {
+			if len(r.Errors) == 0 {
+				won++
+			} else if r.ext("code") != "INVALID_AUTH_CODE" || r.ext("reason") != "used" {
+				t.Errorf("a losing exchange: %s", r.Raw)
+			}
+		}
+		if won != 1 {
+			t.Errorf("%d exchanges of one code succeeded, want 1", won)
+		}
+	})
+	t.Run("a link ticket is no sign-in code", func(t *testing.T) {
+		p, _, _ := e.withTotp(t, "fed_tkt")
+		res := e.post(t, p.AccessToken, beginLinkMutation, nil)
+		var ticket string
+		if err := json.Unmarshal(res.Data["beginLinkIdentity"], &ticket); err != nil || ticket == "" {
+			t.Fatalf("beginLinkIdentity: %s", res.Raw)
+		}
+		wantAuthCodeError(t, e.exchange(t, ticket), "unknown")
+	})
+}
+
+// The linking rules: what a provider's address may do to accounts.
+func TestFederationLinkingRules(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+
+	t.Run("unverified provider email neither creates nor links", func(t *testing.T) {
+		before := e.countUsers(t)
+		queue(m, "sub-unv", "unverified@example.test", false)
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock"), "email_not_verified")
+		if e.countUsers(t) != before || len(e.docs(t, "identities", bson.D{})) != 0 {
+			t.Error("an unverified address created something")
+		}
+		// Not even an account with that address, verified.
+		p := e.mustRegister(t, "fed_verified", "fed_verified@example.test")
+		verifyAddress(t, e, "fed_verified@example.test")
+		queue(m, "sub-unv2", "fed_verified@example.test", false)
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock"), "email_not_verified")
+		if ids := e.identities(t, p.AccessToken); len(ids) != 0 {
+			t.Errorf("identities = %+v", ids)
+		}
+	})
+
+	t.Run("pre-registration takeover", func(t *testing.T) {
+		// The attacker registers the victim's address (unverified, for the
+		// victim never clicks the link); the victim then signs in with the
+		// provider, which has verified the address.
+		attacker := e.mustRegister(t, "fed_attacker", "victim@example.test")
+		before := e.docs(t, "users", bson.D{{Key: "email_key", Value: "victim@example.test"}})
+		users := e.countUsers(t)
+		queue(m, "sub-victim", "victim@example.test", true)
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock"), "account_exists")
+		after := e.docs(t, "users", bson.D{{Key: "email_key", Value: "victim@example.test"}})
+		if b, _ := json.Marshal(before); string(b) != canonicalJSON(t, after) || e.countUsers(t) != users {
+			t.Errorf("the attacker's account changed:\n%v\n%v", before, after)
+		}
+		if ids := e.identities(t, attacker.AccessToken); len(ids) != 0 {
+			t.Errorf("the attacker's account got identities %+v", ids)
+		}
+		if len(e.docs(t, "identities", bson.D{{Key: "subject", Value: "sub-victim"}})) != 0 {
+			t.Error("the victim's identity was stored")
+		}
+		if n := len(mailsTo(e.smtp, "victim@example.test", subjectLinked)); n != 0 {
+			t.Errorf("%d IDENTITY_LINKED mails", n)
+		}
+	})
+
+	t.Run("verified on both sides links and tells the account", func(t *testing.T) {
+		p := e.mustRegister(t, "fed_both", "fed_both@example.test")
+		verifyAddress(t, e, "fed_both@example.test")
+		s := e.fedSignIn(t, m, "sub-both", "FED_BOTH@example.test")
+		if s.User.ID != p.User.ID {
+			t.Fatalf("signed in as %s, want the existing account %s", s.User.ID, p.User.ID)
+		}
+		if ids := e.identities(t, p.AccessToken); len(ids) != 1 || ids[0].Provider != fedProvider {
+			t.Fatalf("identities = %+v", ids)
+		}
+		mail := waitMail(t, e.smtp, "fed_both@example.test", subjectLinked, 1)
+		if !strings.Contains(mail.Text, fedProviderDisplay) || !strings.Contains(mail.Text, "fed_both") {
+			t.Errorf("IDENTITY_LINKED mail:\n%s", mail.Text)
+		}
+		if len(e.auditLines(t, "identity_linked")) == 0 {
+			t.Error("no identity_linked audit line")
+		}
+		// The password still works; the next sign-in with the provider sends no mail.
+		payload(t, e.login(t, "", "fed_both", testPassword), "login")
+		e.fedSignIn(t, m, "sub-both", "fed_both@example.test")
+		time.Sleep(quietWait)
+		if n := len(mailsTo(e.smtp, "fed_both@example.test", subjectLinked)); n != 1 {
+			t.Errorf("%d IDENTITY_LINKED mails, want 1", n)
+		}
+	})
+
+	t.Run("a known identity signs in whatever its address now", func(t *testing.T) {
+		first := e.fedSignIn(t, m, "sub-moves", "moves@example.test")
+		queue(m, "sub-moves", "moved@example.test", false)
+		q := e.newBrowser(t).signIn(t, "/auth/mock")
+		s := payload(t, e.exchange(t, q.Get("code")), "exchangeAuthCode")
+		if s.User.ID != first.User.ID {
+			t.Errorf("signed in as %s, want %s", s.User.ID, first.User.ID)
+		}
+	})
+
+	t.Run("usernames are derived and made unique", func(t *testing.T) {
+		e.mustRegister(t, "taken.name", "taken@example.test")
+		s := e.fedSignIn(t, m, "sub-taken", "taken.name@elsewhere.test")
+		if !strings.HasPrefix(s.User.Username, "taken.name-") || len(s.User.Username) > 32 {
+			t.Errorf("username %q, want taken.name-NNNNNN", s.User.Username)
+		}
+		s = e.fedSignIn(t, m, "sub-odd", "x@odd.test") // too short a local part
+		if len(s.User.Username) < 3 {
+			t.Errorf("username %q", s.User.Username)
+		}
+	})
+}
+
+func canonicalJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// verifyAddress verifies addr with the link of its first verification mail.
+func verifyAddress(t *testing.T, e *env, addr string) {
+	t.Helper()
+	accountIn(t, e.verifyEmail(t, e.verifyToken(t, addr, 1)), "verifyEmail")
+}
+
+// Two first sign-ins of one identity at once end with one account and one
+// identity, and both sign in to it.
+func TestFederationConcurrentFirstSignIns(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	const n = 4
+	browsers := make([]*fedBrowser, n)
+	callbacks := make([]string, n)
+	for i := range n {
+		queue(m, "sub-race", "race@example.test", true)
+		browsers[i] = e.newBrowser(t)
+		callbacks[i] = browsers[i].toCallback(t, "/auth/mock")
+	}
+	var wg sync.WaitGroup
+	codes := make([]string, n)
+	for i := range n {
+		wg.Go(func() { codes[i] = browsers[i].callback(t, callbacks[i]).Get("code") })
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	for i, c := range codes {
+		if c == "" {
+			t.Fatalf("sign-in %d got no code", i)
+		}
+		ids[payload(t, e.exchange(t, c), "exchangeAuthCode").User.ID] = true
+	}
+	if len(ids) != 1 || e.countUsers(t) != 1 || len(e.docs(t, "identities", bson.D{})) != 1 {
+		t.Errorf("%d accounts signed in, %d users, %d identities; want 1 each", len(ids), e.countUsers(t),
+			len(e.docs(t, "identities", bson.D{})))
+	}
+	time.Sleep(quietWait)
+	if got := len(mailsTo(e.smtp, "race@example.test", subjectLinked)); got != 0 {
+		t.Errorf("%d IDENTITY_LINKED mails to the new account", got)
+	}
+}
+
+// redirect is handed to the app only as an app-relative path: the server
+// redirects nowhere but APP_URL.
+func TestFederationOpenRedirect(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	for _, evil := range []string{"//evil.example", "/\\evil.example", "https://evil.example/x", "javascript:alert(1)",
+		"/%2F%2Fevil.example", "evil.example"} {
+		q := e.newBrowser(t).signIn(t, "/auth/mock?redirect="+url.QueryEscape(evil))
+		if q.Has("redirect") || q.Get("code") == "" {
+			t.Errorf("redirect=%q: the app got %v, want a code and no redirect", evil, q)
+		}
+	}
+	if q := e.newBrowser(t).signIn(t, "/auth/mock?redirect=%2Fok"); q.Get("redirect") != "/ok" {
+		t.Errorf("a good redirect was dropped: %v", q)
+	}
+}
+
+func TestFederationUnknownProvider(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	for _, path := range []string{"/auth/nope", "/auth/nope/callback?state=x&code=y"} {
+		res, _ := e.newBrowser(t).navigate(t, fedPublicURL+path)
+		if res.StatusCode != http.StatusNotFound || !strings.Contains(res.Header.Get("Content-Type"), "application/json") {
+			t.Errorf("GET %s: %s %s, want a 404 JSON error", path, res.Status, res.Header.Get("Content-Type"))
+		}
+	}
+	// Without providers there are no routes at all.
+	plain := newEnv(t)
+	res, err := plain.srv.Client().Get(plain.srv.URL + "/auth/mock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Errorf("without providers: %s", res.Status)
+	}
+	if r := plain.get(t, "", `{ providers { name } }`, nil); !strings.Contains(r.Raw, `"providers":[]`) {
+		t.Errorf("providers without any: %s", r.Raw)
+	}
+}
+
+// An account made by a provider has no password: a password login fails as
+// a wrong password does, until a reset sets one.
+func TestFederationAccountWithoutPassword(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	s := e.fedSignIn(t, m, "sub-nopw", "nopw@example.test")
+	for _, login := range []string{s.User.Username, "nopw@example.test"} {
+		for _, pw := range []string{testPassword, "", "x"} {
+			res := e.login(t, "", login, pw)
+			if res.ext("code") != "INVALID_CREDENTIALS" {
+				t.Errorf("login %s/%q: %s", login, pw, res.Raw)
+			}
+		}
+	}
+	wrong := e.login(t, "", "nobody-here", testPassword)
+	if got := e.login(t, "", s.User.Username, testPassword); got.Errors[0].Message != wrong.Errors[0].Message {
+		t.Errorf("password-less %q vs unknown %q", got.Errors[0].Message, wrong.Errors[0].Message)
+	}
+	boolIn(t, e.requestReset(t, "nopw@example.test"), "requestPasswordReset")
+	reset := payload(t, e.resetPassword(t, e.resetToken(t, "nopw@example.test", 1), "a brand new passphrase"), "resetPassword")
+	if reset.User.ID != s.User.ID {
+		t.Fatalf("reset signed in %s", reset.User.ID)
+	}
+	payload(t, e.login(t, "", "nopw@example.test", "a brand new passphrase"), "login")
+	// The provider still signs in.
+	if again := e.fedSignIn(t, m, "sub-nopw", "nopw@example.test"); again.User.ID != s.User.ID {
+		t.Errorf("provider sign-in after the reset: %s", again.User.ID)
+	}
+}
+
+// A second factor still counts: a provider sign-in of such an account is
+// level 1, confined until verifyMfa.
+func TestFederationMFAAccountIsLevel1(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	_, secret, _ := e.withTotp(t, "fed_mfa")
+	verifyAddress(t, e, "fed_mfa@example.test")
+	s := e.fedSignIn(t, m, "sub-mfa", "fed_mfa@example.test")
+	wantLevel(t, "exchangeAuthCode", s.AccessToken, 1, "[fed]", true)
+	if res := e.post(t, s.AccessToken, `{ exportMyData }`, nil); res.ext("reason") != "mfa_required" {
+		t.Fatalf("exportMyData at level 1: %s", res.Raw)
+	}
+	if res := e.post(t, s.AccessToken, identitiesQuery, nil); res.ext("reason") != "mfa_required" {
+		t.Fatalf("identities at level 1: %s", res.Raw)
+	}
+	up := payload(t, e.verifyMfa(t, s.AccessToken, e.totpCode(t, secret)), "verifyMfa")
+	wantLevel(t, "verifyMfa", up.AccessToken, 2, "[fed otp]", true)
+	if ids := e.identities(t, up.AccessToken); len(ids) != 1 {
+		t.Errorf("identities = %+v", ids)
+	}
+}
+
+// Linking from a signed-in session: a ticket of beginLinkIdentity (level 2)
+// sends the browser through the provider; the identity joins the account.
+func TestFederationLinkFlow(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	p, _, _ := e.withTotp(t, "fed_linker") // level 2, address unverified
+	ticket := func(access string) string {
+		t.Helper()
+		res := e.post(t, access, beginLinkMutation, nil)
+		var s string
+		if err := json.Unmarshal(res.Data["beginLinkIdentity"], &s); err != nil || len(s) != 43 {
+			t.Fatalf("beginLinkIdentity: %s", res.Raw)
+		}
+		return s
+	}
+
+	tk := ticket(p.AccessToken)
+	// The provider's address is another one, unverified even: a link from a
+	// session does not go by the address.
+	queue(m, "sub-link", "somewhere@else.test", false)
+	q := e.newBrowser(t).signIn(t, "/auth/mock?link="+tk+"&redirect=/settings")
+	if q.Get("linked") != fedProvider || q.Has("code") || q.Get("redirect") != "/settings" {
+		t.Fatalf("the app got %v, want linked=mock and the redirect", q)
+	}
+	ids := e.identities(t, p.AccessToken)
+	if len(ids) != 1 || ids[0].Email != "somewhere@else.test" {
+		t.Fatalf("identities = %+v", ids)
+	}
+	waitMail(t, e.smtp, "fed_linker@example.test", subjectLinked, 1)
+	// The identity now signs in to the account.
+	queue(m, "sub-link", "somewhere@else.test", false)
+	if s := payload(t, e.exchange(t, e.newBrowser(t).signIn(t, "/auth/mock").Get("code")), "exchangeAuthCode"); s.User.ID != p.User.ID {
+		t.Errorf("signed in as %s, want %s", s.User.ID, p.User.ID)
+	}
+
+	t.Run("ticket reuse", func(t *testing.T) {
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+tk), "invalid_state")
+	})
+	t.Run("link=1&ticket=", func(t *testing.T) {
+		queue(m, "sub-link2", "second@else.test", true)
+		q := e.newBrowser(t).signIn(t, "/auth/mock?link=1&ticket="+ticket(p.AccessToken))
+		if q.Get("linked") != fedProvider {
+			t.Fatalf("the app got %v", q)
+		}
+		if n := len(e.identities(t, p.AccessToken)); n != 2 {
+			t.Errorf("%d identities, want 2", n)
+		}
+	})
+	t.Run("made-up or expired ticket", func(t *testing.T) {
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+strings.Repeat("A", 43)), "invalid_state")
+		old := ticket(p.AccessToken)
+		e.clock.Advance(3 * time.Minute)
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+old), "expired")
+	})
+	t.Run("an identity of another account", func(t *testing.T) {
+		other := e.fedSignIn(t, m, "sub-other", "other@example.test")
+		queue(m, "sub-other", "other@example.test", true)
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+ticket(p.AccessToken)), "account_exists")
+		if ids := e.identities(t, other.AccessToken); len(ids) != 1 {
+			t.Errorf("the other account's identities: %+v", ids)
+		}
+	})
+	t.Run("a ticket of an ended session", func(t *testing.T) {
+		q, _, _ := e.withTotp(t, "fed_leaver")
+		tk := ticket(q.AccessToken)
+		if !boolIn(t, e.post(t, q.AccessToken, `mutation { logout }`, nil), "logout") {
+			t.Fatal("logout")
+		}
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+tk), "invalid_state")
+	})
+	t.Run("needs level 2", func(t *testing.T) {
+		plain := e.mustRegister(t, "fed_plain", "fed_plain@example.test")
+		for _, op := range []string{beginLinkMutation, `mutation { unlinkIdentity(id: "x") }`} {
+			if res := e.post(t, plain.AccessToken, op, nil); res.ext("code") != "FORBIDDEN" || res.ext("reason") != "mfa_required" {
+				t.Errorf("%s at level 1: %s", op, res.Raw)
+			}
+		}
+		if res := e.post(t, "", beginLinkMutation, nil); res.ext("code") != "UNAUTHENTICATED" {
+			t.Errorf("anonymous: %s", res.Raw)
+		}
+	})
+}
