@@ -1,9 +1,12 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -151,6 +154,17 @@ func TestWSProtocolCloseCodes(t *testing.T) {
 			t.Fatalf("the socket still serves: %+v", u)
 		}
 	})
+	t.Run("a completed id is free again at once", func(t *testing.T) {
+		c := e.dialWS(t, wsDial{})
+		c.init(bearerPayload(p.AccessToken))
+		for range 3 {
+			c.subscribe("again", eventsSubscription, nil)
+			c.send(map[string]any{"type": "complete", "id": "again"})
+		}
+		if u := me(t, c.result("again", meQuery, nil)); u.Username != "ws_proto" {
+			t.Fatalf("me on a reused id: %+v", u)
+		}
+	})
 	t.Run("ping before init is answered", func(t *testing.T) {
 		c := e.dialWS(t, wsDial{})
 		c.send(map[string]any{"type": "ping"})
@@ -164,6 +178,41 @@ func TestWSProtocolCloseCodes(t *testing.T) {
 			strings.Repeat("a", 65<<10))
 		c.sendRaw([]byte(big))
 		c.expectClose(websocket.StatusMessageTooBig, "", 5*time.Second)
+	})
+	t.Run("a frame that announces 1 GiB is refused from its header", func(t *testing.T) {
+		// Raw TCP: the upgrade by hand, then only a frame header claiming a
+		// 1 GiB payload. The server must answer 1009 without waiting for
+		// (or buffering) the payload.
+		addr := strings.TrimPrefix(e.srv.URL, "http://")
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(nc, "GET /query HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+
+			"Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n", addr)
+		br := bufio.NewReader(nc)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade: %v %v", res, err)
+		}
+		header := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4} // text, masked, 1<<30 bytes
+		if _, err := nc.Write(header); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		frame := make([]byte, 4)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			t.Fatalf("no close frame: %v", err)
+		}
+		if frame[0] != 0x88 || frame[1] < 2 || int(frame[2])<<8|int(frame[3]) != 1009 {
+			t.Fatalf("got frame % x, want a close with 1009", frame)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("the close took %v", took)
+		}
 	})
 	t.Run("a client without graphql-transport-ws: 4406", func(t *testing.T) {
 		for _, protocols := range [][]string{nil, {"graphql-ws"}} {
