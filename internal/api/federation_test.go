@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/authgql/server/internal/auth"
 )
 
 // The whole flow over HTTP: the app sends the browser to /auth/mock, the
@@ -532,4 +534,217 @@ func TestFederationLinkFlow(t *testing.T) {
 			t.Errorf("anonymous: %s", res.Raw)
 		}
 	})
+}
+
+// unlinkIdentity: the caller's own identities only, at level 2, and never
+// the account's last way to sign in.
+func TestFederationUnlink(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+
+	// A provider-made account (no password) with an authenticator app, to
+	// reach level 2.
+	s := e.fedSignIn(t, m, "sub-only", "only@example.test")
+	en := e.enrollTotp(t, s.AccessToken)
+	_, up := e.confirmTotp(t, s.AccessToken, en.Secret)
+	wantLevel(t, "confirmTotp", up.AccessToken, 2, "[fed otp]", true)
+	ids := e.identities(t, up.AccessToken)
+	if len(ids) != 1 {
+		t.Fatalf("identities = %+v", ids)
+	}
+	res := e.post(t, up.AccessToken, unlinkMutation, map[string]any{"id": ids[0].ID})
+	wantRefusal(t, "unlink the last way to sign in", res, "BAD_USER_INPUT", "id", "last_sign_in_method")
+	if n := len(e.identities(t, up.AccessToken)); n != 1 {
+		t.Fatalf("%d identities after a refused unlink", n)
+	}
+
+	// An account with a password and an identity may drop the identity.
+	p, _, _ := e.withTotp(t, "fed_unlinker")
+	verifyAddress(t, e, "fed_unlinker@example.test")
+	e.fedSignIn(t, m, "sub-unlinker", "fed_unlinker@example.test")
+	mine := e.identities(t, p.AccessToken)
+	if len(mine) != 1 {
+		t.Fatalf("identities = %+v", mine)
+	}
+	// Not another user's identity, nor a made-up one.
+	for _, id := range []string{mine[0].ID, "000000000000000000000000", ""} {
+		res := e.post(t, up.AccessToken, unlinkMutation, map[string]any{"id": id})
+		if res.ext("code") != "NOT_FOUND" || res.ext("field") != "id" {
+			t.Errorf("unlink %q of another account: %s", id, res.Raw)
+		}
+	}
+	if !boolIn(t, e.post(t, p.AccessToken, unlinkMutation, map[string]any{"id": mine[0].ID}), "unlinkIdentity") {
+		t.Fatal("unlink")
+	}
+	if n := len(e.identities(t, p.AccessToken)); n != 0 {
+		t.Errorf("%d identities after the unlink", n)
+	}
+	if len(e.auditLines(t, "identity_unlinked")) != 1 {
+		t.Error("no identity_unlinked audit line")
+	}
+	// The identity is free again: the next sign-in links it anew (the
+	// address is verified on both sides).
+	if again := e.fedSignIn(t, m, "sub-unlinker", "fed_unlinker@example.test"); again.User.ID != p.User.ID {
+		t.Errorf("signed in as %s", again.User.ID)
+	}
+}
+
+// disableUser and revocation end federated sessions like any other; a
+// disabled account's code is refused as login refuses it.
+func TestFederationDisabledAndRevoked(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	admin := e.mustRegister(t, "fed_admin", "fed_admin@example.test")
+	e.grantAdmin(t, "fed_admin")
+	admin = e.loginAs(t, "fed_admin")
+
+	s := e.fedSignIn(t, m, "sub-dis", "dis@example.test")
+	other := e.fedSignIn(t, m, "sub-dis", "dis@example.test")
+	if !e.meWorks(t, s.AccessToken) {
+		t.Fatal("me before")
+	}
+	// logout ALL from one federated session ends the other.
+	if !boolIn(t, e.post(t, other.AccessToken, `mutation { logout(scope: OTHERS) }`, nil), "logout") {
+		t.Fatal("logout")
+	}
+	waitRevoked(t, e, s.AccessToken)
+	if r := e.refresh(t, "", s.RefreshToken); r.ext("code") != "INVALID_REFRESH_TOKEN" {
+		t.Errorf("refresh of a revoked federated session: %s", r.Raw)
+	}
+
+	// A pending code, then the account is disabled.
+	queue(m, "sub-dis", "dis@example.test", true)
+	pending := e.newBrowser(t).signIn(t, "/auth/mock").Get("code")
+	if r := e.post(t, admin.AccessToken, `mutation($id: ID!) { disableUser(id: $id) { disabled } }`,
+		map[string]any{"id": other.User.ID}); len(r.Errors) > 0 {
+		t.Fatalf("disableUser: %s", r.Raw)
+	}
+	waitRevoked(t, e, other.AccessToken)
+	if r := e.refresh(t, "", other.RefreshToken); len(r.Errors) == 0 {
+		t.Errorf("refresh of a disabled account's federated session: %s", r.Raw)
+	}
+	for name, code := range map[string]string{"pending": pending, "new": func() string {
+		queue(m, "sub-dis", "dis@example.test", true)
+		return e.newBrowser(t).signIn(t, "/auth/mock").Get("code")
+	}()} {
+		r := e.exchange(t, code)
+		if r.ext("code") != "FORBIDDEN" || r.ext("reason") != "user_disabled" {
+			t.Errorf("%s code of a disabled account: %s", name, r.Raw)
+		}
+	}
+}
+
+// waitRevoked polls me with access until it is refused.
+func waitRevoked(t *testing.T, e *env, access string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.meWorks(t, access) {
+		if time.Now().After(deadline) {
+			t.Fatal("a revoked session's access token still works")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// exportMyData lists the identities; account deletion removes them.
+func TestFederationExportAndDeletion(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	p := e.mustRegister(t, "fed_gone", "fed_gone@example.test")
+	verifyAddress(t, e, "fed_gone@example.test")
+	e.fedSignIn(t, m, "sub-gone", "fed_gone@example.test")
+	res := e.post(t, p.AccessToken, `{ exportMyData }`, nil)
+	var data struct {
+		ExportMyData struct {
+			Identities []map[string]any `json:"identities"`
+		} `json:"exportMyData"`
+	}
+	if err := json.Unmarshal([]byte(res.Raw), &struct {
+		Data any `json:"data"`
+	}{&data}); err != nil || len(data.ExportMyData.Identities) != 1 ||
+		data.ExportMyData.Identities[0]["provider"] != fedProvider || data.ExportMyData.Identities[0]["subject"] != "sub-gone" {
+		t.Fatalf("exportMyData: %s", res.Raw)
+	}
+	if !boolIn(t, e.post(t, p.AccessToken, deleteAccountMutation, map[string]any{"p": testPassword}), "deleteAccount") {
+		t.Fatal("deleteAccount")
+	}
+	if left := e.docs(t, "identities", bson.D{{Key: "user_id", Value: p.User.ID}}); len(left) != 0 {
+		t.Errorf("identities left: %v", left)
+	}
+	if left := e.docs(t, "federation_codes", bson.D{{Key: "user_id", Value: p.User.ID}}); len(left) != 0 {
+		t.Errorf("codes left: %v", left)
+	}
+	// The identity may sign up again: a new account.
+	if s := e.fedSignIn(t, m, "sub-gone", "fed_gone@example.test"); s.User.ID == p.User.ID {
+		t.Error("signed in to the deleted account")
+	}
+}
+
+// Over https the binding cookie is Secure and host-only (__Host-).
+func TestFederationBindingCookieTLS(t *testing.T) {
+	m := startOIDC(t)
+	o := fedOptions(m)
+	o.cfg.PublicURL = "https://" + fedHost
+	e := newEnvWith(t, o)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := noFollow.Do(mustRequest(t, e.srv.URL+"/auth/mock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound {
+		t.Fatalf("GET /auth/mock: %s", res.Status)
+	}
+	set := res.Header.Get("Set-Cookie")
+	for _, want := range []string{fedBindingCookieTLS + "=", "Path=/", "Max-Age=600", "HttpOnly", "Secure", "SameSite=Lax"} {
+		if !strings.Contains(set, want) {
+			t.Errorf("Set-Cookie %q lacks %s", set, want)
+		}
+	}
+	if strings.Contains(set, "Domain=") {
+		t.Errorf("Set-Cookie %q has a Domain", set)
+	}
+	// The provider is told to come back to PUBLIC_URL.
+	loc, _ := res.Location()
+	if got := loc.Query().Get("redirect_uri"); got != "https://"+fedHost+"/auth/mock/callback" {
+		t.Errorf("redirect_uri = %q", got)
+	}
+}
+
+func mustRequest(t *testing.T, rawURL string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// The routes share the per-IP login limit: a flood from one address is
+// answered 429 with a GraphQL-shaped error, before any flow is stored.
+func TestFederationRateLimited(t *testing.T) {
+	m := startOIDC(t)
+	o := fedOptions(m)
+	o.cfg.LoginRate = auth.Rate{N: 2, Per: time.Minute}
+	e := newEnvWith(t, o)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var last *http.Response
+	for range 3 {
+		res, err := noFollow.Do(mustRequest(t, e.srv.URL+"/auth/mock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		last = res
+	}
+	if last.StatusCode != http.StatusTooManyRequests || last.Header.Get("Retry-After") == "" {
+		t.Fatalf("third start: %s, Retry-After %q", last.Status, last.Header.Get("Retry-After"))
+	}
+	r := e.send(t, mustRequest(t, e.srv.URL+"/auth/mock/callback?state=x&code=y"))
+	if r.Status != http.StatusTooManyRequests || r.ext("code") != "RATE_LIMITED" || r.ext("reason") != "ip" {
+		t.Errorf("callback: %d %s", r.Status, r.Raw)
+	}
+	if n := len(e.docs(t, "federation_flows", bson.D{})); n != 2 {
+		t.Errorf("%d flows stored, want 2", n)
+	}
 }
