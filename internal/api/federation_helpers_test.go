@@ -77,7 +77,7 @@ func startOIDC(t *testing.T) *mockoidc.MockOIDC {
 func fedOptions(m *mockoidc.MockOIDC) envOptions {
 	o := defaultOptions()
 	o.cfg.PublicURL = fedPublicURL
-	o.providers = []federation.Provider{{Name: fedProvider, Issuer: m.Issuer(), ClientID: m.ClientID,
+	o.cfg.OIDCProviders = []federation.Provider{{Name: fedProvider, Issuer: m.Issuer(), ClientID: m.ClientID,
 		ClientSecret: m.ClientSecret, DisplayName: fedProviderDisplay}}
 	return o
 }

@@ -12,6 +12,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/authgql/server/internal/auth"
+	"github.com/authgql/server/internal/federation"
+	"github.com/authgql/server/internal/federation/githubtest"
 )
 
 // The whole flow over HTTP: the app sends the browser to /auth/mock, the
@@ -746,5 +748,46 @@ func TestFederationRateLimited(t *testing.T) {
 	}
 	if n := len(e.docs(t, "federation_flows", bson.D{})); n != 2 {
 		t.Errorf("%d flows stored, want 2", n)
+	}
+}
+
+// The GitHub adapter signs in end to end too, against the local stand-in of
+// GitHub's web flow and API; and both providers at once keep their
+// identities apart.
+func TestFederationGitHub(t *testing.T) {
+	m := startOIDC(t)
+	gh := githubtest.New(t, githubtest.Options{AutoApprove: true,
+		CallbackURL: fedPublicURL + "/auth/github/callback"})
+	o := fedOptions(m)
+	o.cfg.OIDCProviders = append(o.cfg.OIDCProviders, federation.Provider{Name: "github", Kind: federation.KindGitHub,
+		ClientID: gh.ClientID, ClientSecret: gh.ClientSecret, DisplayName: "GitHub", GitHubURL: gh.URL, GitHubAPIURL: gh.URL})
+	e := newEnvWith(t, o)
+
+	q := e.newBrowser(t).signIn(t, "/auth/github?redirect=/home")
+	if q.Get("redirect") != "/home" {
+		t.Fatalf("the app got %v", q)
+	}
+	s := payload(t, e.exchange(t, q.Get("code")), "exchangeAuthCode")
+	wantLevel(t, "exchangeAuthCode", s.AccessToken, 1, "[fed]", false)
+	if s.User.Username != "octocat" || s.User.Email != "octocat@example.com" {
+		t.Errorf("the GitHub account: %+v", s.User)
+	}
+	// The same address at the OIDC provider: the account's address is
+	// verified (made by GitHub's verified one), so the identity links.
+	same := e.fedSignIn(t, m, "sub-octo", "octocat@example.com")
+	if same.User.ID != s.User.ID {
+		t.Errorf("the OIDC identity signed in %s, want %s", same.User.ID, s.User.ID)
+	}
+	ids := e.identities(t, s.AccessToken)
+	if len(ids) != 2 || ids[0].Provider != "github" || ids[1].Provider != fedProvider {
+		t.Errorf("identities = %+v", ids)
+	}
+	waitMail(t, e.smtp, "octocat@example.com", subjectLinked, 1)
+	// A GitHub user without a verified address neither creates nor links.
+	gh.SetUser(githubtest.User{ID: 7, Login: "nomail", Emails: []githubtest.Email{{Email: "nomail@example.com", Primary: true}}})
+	wantError(t, e.newBrowser(t).signIn(t, "/auth/github"), "email_not_verified")
+	if res := e.get(t, "", `{ providers { name displayName } }`, nil); !strings.Contains(res.Raw,
+		`[{"name":"github","displayName":"GitHub"},{"name":"mock","displayName":"Mock ID"}]`) {
+		t.Errorf("providers: %s", res.Raw)
 	}
 }

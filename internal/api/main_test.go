@@ -23,7 +23,6 @@ import (
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
 	"github.com/authgql/server/internal/devdb/devdbtest"
-	"github.com/authgql/server/internal/federation"
 	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/mail/mailtest"
 	"github.com/authgql/server/internal/metrics"
@@ -98,8 +97,6 @@ type envOptions struct {
 	// metrics, when set, is instrumented (as with METRICS_ADDR); the
 	// database client's monitors are not (they belong to the shared client).
 	metrics *metrics.Metrics
-	// providers are the identity providers to sign in with.
-	providers []federation.Provider
 }
 
 func defaultOptions() envOptions {
@@ -165,7 +162,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 				s.Revocations = o.wrapLog(s.Revocations)
 			}
 			return s
-		}, Mail: o.mail, Metrics: o.metrics, Providers: o.providers})
+		}, Mail: o.mail, Metrics: o.metrics})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}

@@ -47,5 +47,8 @@ func routeOf(path string) string {
 	if strings.HasPrefix(path, "/playground/") {
 		return "/playground"
 	}
+	if strings.HasPrefix(path, "/auth/") {
+		return "/auth" // one label for every provider and its callback
+	}
 	return "other"
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/authgql/server/internal/api"
 	"github.com/authgql/server/internal/auth"
 	"github.com/authgql/server/internal/config"
-	"github.com/authgql/server/internal/federation"
 	"github.com/authgql/server/internal/keys"
 	"github.com/authgql/server/internal/mail"
 	"github.com/authgql/server/internal/metrics"
@@ -56,9 +55,6 @@ type Deps struct {
 	// (OpenTelemetry is set up; the database client's monitor is the
 	// caller's).
 	Tracing bool
-	// Providers are the identity providers to sign in with (tests; the
-	// configuration's OIDC_PROVIDERS are added once config carries them).
-	Providers []federation.Provider
 }
 
 // MailDeps adjust mail delivery (tests).
@@ -81,6 +77,7 @@ type App struct {
 	cfg     config.Config
 	logger  *slog.Logger
 	trail   *auth.AuditTrail
+	flows   *mongodb.FlowStore // nil without identity providers
 }
 
 // New builds the server and reads the revocations made before it started.
@@ -150,7 +147,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 	if cfg.JWTAlgorithm == keys.HS256 {
 		published = nil // nothing to publish: verifiers share the secret
 	}
-	fed, err := newFederation(ctx, d, d.Providers, stores.Markers)
+	fed, flows, err := newFederation(ctx, d, cfg.OIDCProviders, stores.Markers)
 	if err != nil {
 		return nil, err
 	}
@@ -263,7 +260,7 @@ func New(ctx context.Context, d Deps) (*App, error) {
 		Federation: federationRoutes(fed, svc, cfg.AppURL),
 	})
 	return &App{Handler: handler, Auth: svc, Tokens: issuer, Keys: ring, Outbox: worker, Sockets: sockets,
-		cfg: cfg, logger: d.Logger, trail: trail}, nil
+		cfg: cfg, logger: d.Logger, trail: trail, flows: flows}, nil
 }
 
 // auditRetention is how long audit events about an account are kept for
@@ -283,6 +280,7 @@ func (a *App) Run(ctx context.Context) {
 	}
 	go a.syncKeys(ctx)
 	go a.Sockets.KeepAlive(ctx)
+	go sweepFlows(ctx, a.flows, a.logger, a.cfg.RevocationSync)
 	a.Auth.Run(ctx, a.logger, a.cfg.RevocationSync)
 	<-done
 }

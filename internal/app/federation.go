@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"log/slog"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
@@ -12,20 +14,44 @@ import (
 )
 
 // newFederation builds the registry of the configured identity providers
-// (nil when there are none): each is discovered now, or retried in the
-// background until ctx ends.
-func newFederation(ctx context.Context, d Deps, providers []federation.Provider, markers auth.MarkerStore) (*federation.Registry, error) {
+// (nil when there are none) and its flow store: each provider is discovered
+// now, or retried in the background until ctx ends.
+func newFederation(ctx context.Context, d Deps, providers []federation.Provider, markers auth.MarkerStore) (*federation.Registry, *mongodb.FlowStore, error) {
 	if len(providers) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	flows, err := mongodb.NewFlowStore(ctx, d.DB)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return federation.NewRegistry(ctx, federation.Options{
+	reg, err := federation.NewRegistry(ctx, federation.Options{
 		PublicURL: d.Config.PublicURL, Providers: providers, Flows: flows,
 		Claims: federation.MarkerClaimer{Markers: markers}, Logger: d.Logger, Now: d.Now,
 	})
+	return reg, flows, err
+}
+
+// flowRetention keeps ended flows a while, as the markers of used states are.
+const flowRetention = time.Hour
+
+// sweepFlows removes long-expired flows until ctx ends, for databases
+// without TTL indexes (the embedded one); a no-op without providers.
+func sweepFlows(ctx context.Context, flows *mongodb.FlowStore, logger *slog.Logger, every time.Duration) {
+	if flows == nil {
+		return
+	}
+	t := time.NewTicker(max(every, time.Minute))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := flows.DeleteBefore(ctx, time.Now().Add(-flowRetention)); err != nil && ctx.Err() == nil {
+			logger.WarnContext(ctx, "federation: sweeping expired flows failed", "err", err)
+		}
+	}
 }
 
 // providerList is what login pages learn of the registry's providers.
