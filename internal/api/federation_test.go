@@ -168,6 +168,18 @@ func TestFederationCallbackState(t *testing.T) {
 	if n := e.countUsers(t); n != 1 {
 		t.Errorf("%d users, want the one of the replayed flow", n)
 	}
+	// Refusals are logged, without the provider's code or the state.
+	cb, _ := url.Parse(e.newBrowser(t).toCallback(t, "/auth/mock"))
+	wantError(t, e.newBrowser(t).callback(t, cb.String()), "invalid_state")
+	logs := e.logs.String()
+	if !strings.Contains(logs, "federation: sign-in refused") {
+		t.Error("a refused callback is not logged")
+	}
+	for _, secret := range []string{cb.Query().Get("state"), cb.Query().Get("code")} {
+		if secret == "" || strings.Contains(logs, secret) {
+			t.Errorf("the logs carry %q (or it is empty)", secret)
+		}
+	}
 }
 
 func TestFederationExchangeAuthCode(t *testing.T) {
