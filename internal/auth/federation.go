@@ -309,8 +309,17 @@ const signupClaim = time.Minute
 // on either database), the others wait for its identity.
 func (s *Service) createFederated(ctx context.Context, fi FederatedIdentity, addr, key string) (*FederatedSignIn, error) {
 	now := s.now().UTC()
-	claim := fmt.Sprintf("federation/signup/%s/%s/%d", fi.Provider, sha256Hex(fi.Subject), now.Unix()/int64(signupClaim/time.Second))
-	if err := s.markers.Put(ctx, claim, now.Add(signupClaim)); errors.Is(err, ErrDuplicate) {
+	// The claim is per window, so that a later sign-up of the identity (its
+	// account deleted) is not blocked by an old marker; a claim of the
+	// previous window that still holds counts too.
+	prefix := "federation/signup/" + fi.Provider + "/" + sha256Hex(fi.Subject) + "/"
+	window := now.Unix() / int64(signupClaim/time.Second)
+	if until, err := s.markers.Until(ctx, prefix+strconv.FormatInt(window-1, 10)); err == nil && now.Before(until) {
+		return s.awaitIdentity(ctx, fi)
+	} else if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("auth: read sign-up claim: %w", err)
+	}
+	if err := s.markers.Put(ctx, prefix+strconv.FormatInt(window, 10), now.Add(signupClaim)); errors.Is(err, ErrDuplicate) {
 		return s.awaitIdentity(ctx, fi)
 	} else if err != nil {
 		return nil, fmt.Errorf("auth: claim sign-up: %w", err)
@@ -340,6 +349,13 @@ func (s *Service) createFederated(ctx context.Context, fi FederatedIdentity, add
 	ident := &Identity{UserID: u.ID, Provider: fi.Provider, Subject: fi.Subject, Email: fi.Email,
 		LinkedAt: now.Truncate(time.Millisecond)}
 	if err := s.identities.Create(ctx, ident); err != nil {
+		if errors.Is(err, ErrDuplicate) {
+			// Linked meanwhile by a sign-in that found the new account by
+			// its address: the account is in use, keep it.
+			if other, oerr := s.identities.ByProviderSubject(ctx, fi.Provider, fi.Subject); oerr == nil && other.UserID == u.ID {
+				return s.signInCode(ctx, u.ID, fi.Provider)
+			}
+		}
 		// The account is useless without its identity: remove it.
 		if derr := s.users.Delete(ctx, u.ID); derr != nil && !errors.Is(derr, ErrNotFound) {
 			s.audit.WarnContext(ctx, "auth: removing an account left without its identity failed", "user_id", u.ID, "err", derr)

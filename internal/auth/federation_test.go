@@ -218,3 +218,45 @@ func TestSignInFederatedRules(t *testing.T) {
 		t.Errorf("expired exchange: %v", err)
 	}
 }
+
+// raceIdentities links the identity itself just before the first Create,
+// as a concurrent sign-in that found the new account by its address would.
+type raceIdentities struct {
+	*memIdentities
+	once sync.Once
+}
+
+func (r *raceIdentities) Create(ctx context.Context, i *Identity) error {
+	raced := false
+	r.once.Do(func() {
+		other := *i
+		_ = r.memIdentities.Create(ctx, &other)
+		raced = true
+	})
+	if raced {
+		return ErrDuplicate
+	}
+	return r.memIdentities.Create(ctx, i)
+}
+
+// A first sign-in whose identity another sign-in linked to the account it
+// just created keeps that account (deleting it would orphan the identity).
+func TestSignInFederatedKeepsAccountLinkedMeanwhile(t *testing.T) {
+	f := newFixture(t)
+	ids := &raceIdentities{memIdentities: &memIdentities{m: map[string]Identity{}}}
+	svc := f.service(t, func(st *Stores, _ *Settings) {
+		st.Identities, st.OneTimeCodes = ids, &memCodes{m: map[string]OneTimeCode{}}
+	})
+	out, err := svc.SignInFederated(t.Context(), FederatedIdentity{Provider: "idp", Subject: "s",
+		Email: "raced@example.com", EmailVerified: true}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := f.users.ByID(t.Context(), out.UserID)
+	if err != nil || u.EmailKey != "raced@example.com" {
+		t.Fatalf("the signed-in account: %+v, %v", u, err)
+	}
+	if got, _ := ids.ByProviderSubject(t.Context(), "idp", "s"); got == nil || got.UserID != u.ID {
+		t.Errorf("identity = %+v, want it on %s", got, u.ID)
+	}
+}
