@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -801,5 +802,28 @@ func TestFederationGitHub(t *testing.T) {
 	if res := e.get(t, "", `{ providers { name displayName } }`, nil); !strings.Contains(res.Raw,
 		`[{"name":"github","displayName":"GitHub"},{"name":"mock","displayName":"Mock ID"}]`) {
 		t.Errorf("providers: %s", res.Raw)
+	}
+}
+
+// A provider that cannot be reached at start does not stop the server: its
+// flows end at the app with provider_error while the others work.
+func TestFederationProviderUnreachable(t *testing.T) {
+	m := startOIDC(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String() + "/oidc"
+	ln.Close()
+	o := fedOptions(m)
+	o.cfg.OIDCProviders = append(o.cfg.OIDCProviders, federation.Provider{Name: "down", Issuer: dead, ClientID: "c",
+		ClientSecret: "s"})
+	e := newEnvWith(t, o)
+	wantError(t, e.newBrowser(t).signIn(t, "/auth/down?redirect=/x"), "provider_error")
+	if q := e.newBrowser(t).signIn(t, "/auth/mock"); q.Get("code") == "" {
+		t.Errorf("the reachable provider: %v", q)
+	}
+	if !strings.Contains(e.logs.String(), "provider unreachable") {
+		t.Error("the unreachable provider is not logged")
 	}
 }
