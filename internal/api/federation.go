@@ -42,7 +42,6 @@ type Federation struct {
 
 // Errors a flow ends with, as the app reads them (error=…).
 const (
-	errorAccessDenied     = string(federation.AccessDenied)
 	errorInvalidState     = string(federation.InvalidState)
 	errorExpired          = string(federation.Expired)
 	errorProviderError    = string(federation.ProviderError)
