@@ -827,3 +827,22 @@ func TestFederationProviderUnreachable(t *testing.T) {
 		t.Error("the unreachable provider is not logged")
 	}
 }
+
+// In cookie mode exchangeAuthCode answers a page of the app like login: the
+// refresh token in the HttpOnly cookie, null in the body.
+func TestFederationExchangeCookieMode(t *testing.T) {
+	m := startOIDC(t)
+	o := fedOptions(m)
+	o.cfg.AuthCookie, o.cfg.AuthCookieSameSite = true, "Strict"
+	o.cfg.CORSAllowedOrigins = []string{appOrigin}
+	e := newEnvWith(t, o)
+	queue(m, "sub-cookie", "cookie@example.test", true)
+	code := e.newBrowser(t).signIn(t, "/auth/mock").Get("code")
+	res := e.browser(t, browserReq{origin: appOrigin, query: exchangeMutation, vars: map[string]any{"c": code}})
+	refresh := wantSessionCookie(t, res, "exchangeAuthCode", sessionTTL)
+	next := e.browser(t, browserReq{origin: appOrigin, cookie: refresh,
+		query: `mutation { refreshToken { accessToken refreshToken } }`})
+	if len(next.Errors) > 0 {
+		t.Fatalf("refresh by cookie: %s", next.Raw)
+	}
+}
