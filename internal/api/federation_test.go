@@ -538,6 +538,25 @@ func TestFederationLinkFlow(t *testing.T) {
 		}
 		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+tk), "invalid_state")
 	})
+	t.Run("another user's ticket", func(t *testing.T) {
+		// A ticket links to the account that asked for it, whoever's
+		// browser uses it: another user gains nothing from it.
+		b, _, _ := e.withTotp(t, "fed_bystander")
+		queue(m, "sub-bystander", "fed_bystander@example.test", true)
+		if q := e.newBrowser(t).signIn(t, "/auth/mock?link="+ticket(p.AccessToken)); q.Get("linked") != fedProvider {
+			t.Fatalf("the app got %v", q)
+		}
+		if ids := e.identities(t, b.AccessToken); len(ids) != 0 {
+			t.Errorf("the bystander's identities: %+v", ids)
+		}
+		found := false
+		for _, id := range e.identities(t, p.AccessToken) {
+			found = found || id.Email == "fed_bystander@example.test"
+		}
+		if !found {
+			t.Error("the identity is not on the ticket's account")
+		}
+	})
 	t.Run("needs level 2", func(t *testing.T) {
 		plain := e.mustRegister(t, "fed_plain", "fed_plain@example.test")
 		for _, op := range []string{beginLinkMutation, `mutation { unlinkIdentity(id: "x") }`} {
