@@ -27,16 +27,16 @@ type FederationFlows interface {
 // FederatedAccounts applies a finished flow to accounts (the auth.Service).
 type FederatedAccounts interface {
 	AllowFederation(ctx context.Context) error
-	TakeLinkTicket(ctx context.Context, ticket string) (string, error)
-	SignInFederated(ctx context.Context, fi auth.FederatedIdentity, linkUserID string) (*auth.FederatedSignIn, error)
+	TakeLinkTicket(ctx context.Context, ticket string) (auth.LinkTarget, error)
+	SignInFederated(ctx context.Context, fi auth.FederatedIdentity, link auth.LinkTarget) (*auth.FederatedSignIn, error)
 }
 
 // Federation is what the sign-in routes of identity providers serve.
 type Federation struct {
 	Flows    FederationFlows
 	Accounts FederatedAccounts
-	// AppURL is where the browser returns: AppURL/auth/callback?code=… (or
-	// ?error=…, ?linked=…), never anywhere else.
+	// AppURL is where the browser returns: AppURL/auth/callback?code=… (a
+	// link: &link=NAME; or ?error=…), never anywhere else.
 	AppURL string
 }
 
@@ -78,8 +78,8 @@ func addFederation(mux *http.ServeMux, d Deps) {
 }
 
 // begin starts a flow: ?redirect=<app path> is handed back to the app at
-// the end; ?link=<ticket> (or ?link=1&ticket=<ticket>) links the identity to
-// the ticket's account instead of signing in.
+// the end; ?link=<ticket> (or ?link=1&ticket=<ticket>) makes it a link flow
+// for the ticket's session instead of a sign-in.
 func (fr *federationRoutes) begin(w http.ResponseWriter, r *http.Request) {
 	ctx := auth.WithClient(r.Context(), client(r, fr.trusted))
 	provider := r.PathValue("name")
@@ -92,13 +92,13 @@ func (fr *federationRoutes) begin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	var linkUser string
+	var linkTo auth.LinkTarget
 	if link := q.Get("link"); link != "" {
 		ticket := link
 		if link == "1" || link == "true" {
 			ticket = q.Get("ticket")
 		}
-		uid, err := fr.f.Accounts.TakeLinkTicket(ctx, ticket)
+		to, err := fr.f.Accounts.TakeLinkTicket(ctx, ticket)
 		if err != nil {
 			code := errorInvalidState
 			switch {
@@ -114,9 +114,10 @@ func (fr *federationRoutes) begin(w http.ResponseWriter, r *http.Request) {
 			fr.toApp(w, r, url.Values{"error": {code}})
 			return
 		}
-		linkUser = uid
+		linkTo = to
 	}
-	st, err := fr.f.Flows.Begin(ctx, provider, federation.BeginOptions{Redirect: q.Get("redirect"), LinkUserID: linkUser})
+	st, err := fr.f.Flows.Begin(ctx, provider, federation.BeginOptions{Redirect: q.Get("redirect"),
+		LinkUserID: linkTo.UserID, LinkSessionID: linkTo.SessionID})
 	if errors.Is(err, federation.ErrUnknownProvider) {
 		writeError(w, http.StatusNotFound, string(auth.CodeNotFound), "no such identity provider")
 		return
@@ -132,7 +133,8 @@ func (fr *federationRoutes) begin(w http.ResponseWriter, r *http.Request) {
 }
 
 // callback finishes a flow and sends the browser to the app with a one-time
-// code (a sign-in), linked=<provider> (a link) or error=<code>.
+// code (a link flow's with link=<provider>: the app's exchange, from the
+// session that asked, links the identity) or error=<code>.
 func (fr *federationRoutes) callback(w http.ResponseWriter, r *http.Request) {
 	ctx := auth.WithClient(r.Context(), client(r, fr.trusted))
 	provider := r.PathValue("name")
@@ -163,7 +165,7 @@ func (fr *federationRoutes) callback(w http.ResponseWriter, r *http.Request) {
 	out, err := fr.f.Accounts.SignInFederated(ctx, auth.FederatedIdentity{
 		Provider: id.Provider, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified,
 		Name: id.Name, PreferredUsername: id.PreferredUsername,
-	}, res.LinkUserID)
+	}, auth.LinkTarget{UserID: res.LinkUserID, SessionID: res.LinkSessionID})
 	if err != nil {
 		code := errorProviderError
 		switch reason := auth.ErrorReason(err); reason {
@@ -176,11 +178,9 @@ func (fr *federationRoutes) callback(w http.ResponseWriter, r *http.Request) {
 		fr.toApp(w, r, url.Values{"error": {code}})
 		return
 	}
-	back := url.Values{}
-	if out.Linked {
-		back.Set("linked", provider)
-	} else {
-		back.Set("code", out.Code)
+	back := url.Values{"code": {out.Code}}
+	if out.Link {
+		back.Set("link", provider)
 	}
 	if res.Redirect != "" {
 		back.Set("redirect", res.Redirect)

@@ -185,6 +185,34 @@ func (e *env) exchange(t *testing.T, code string) gqlResponse {
 	return e.post(t, "", exchangeMutation, map[string]any{"c": code})
 }
 
+// exchangeAs trades a one-time code with the access token of a signed-in
+// tab (a link code needs the session that asked for the link).
+func (e *env) exchangeAs(t *testing.T, access, code string) gqlResponse {
+	t.Helper()
+	return e.post(t, access, exchangeMutation, map[string]any{"c": code})
+}
+
+// linkTicket is a link ticket of beginLinkIdentity for the session of access.
+func (e *env) linkTicket(t *testing.T, access string) string {
+	t.Helper()
+	res := e.post(t, access, beginLinkMutation, nil)
+	var s string
+	if err := json.Unmarshal(res.Data["beginLinkIdentity"], &s); err != nil || len(s) != 43 {
+		t.Fatalf("beginLinkIdentity: %s", res.Raw)
+	}
+	return s
+}
+
+// wantLinkCode checks that the app was sent a link code (code=…&link=mock)
+// and returns it.
+func wantLinkCode(t *testing.T, q url.Values) string {
+	t.Helper()
+	if len(q.Get("code")) != 43 || q.Get("link") != fedProvider || q.Has("error") || q.Has("linked") {
+		t.Fatalf("the app got %v, want a code and link=%s", q, fedProvider)
+	}
+	return q.Get("code")
+}
+
 // fedSignIn signs in through the provider as the queued user and exchanges
 // the code: the session.
 func (e *env) fedSignIn(t *testing.T, m *mockoidc.MockOIDC, subject, email string) authPayload {
@@ -220,7 +248,7 @@ func (e *env) identities(t *testing.T, access string) []identity {
 // wantError checks that the app was sent error=code and nothing else.
 func wantError(t *testing.T, q url.Values, code string) {
 	t.Helper()
-	if q.Get("error") != code || q.Has("code") || q.Has("linked") {
+	if q.Get("error") != code || q.Has("code") || q.Has("link") {
 		t.Fatalf("the app got %v, want error=%s only", q, code)
 	}
 }

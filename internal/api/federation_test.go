@@ -65,7 +65,7 @@ func TestFederationSignInFlow(t *testing.T) {
 	}
 	q := loc.Query()
 	code := q.Get("code")
-	if len(code) != 43 || q.Get("redirect") != "/settings?tab=2" || q.Has("error") {
+	if len(code) != 43 || q.Get("redirect") != "/settings?tab=2" || q.Has("error") || q.Has("link") {
 		t.Fatalf("the app got %v; want a 256-bit code and redirect=/settings?tab=2", q)
 	}
 	for _, c := range b.jar.Cookies(&url.URL{Scheme: "http", Host: fedHost, Path: "/"}) {
@@ -469,34 +469,65 @@ func TestFederationMFAAccountIsLevel1(t *testing.T) {
 }
 
 // Linking from a signed-in session: a ticket of beginLinkIdentity (level 2)
-// sends the browser through the provider; the identity joins the account.
+// sends the browser through the provider; the callback links nothing but
+// hands the app a link code, which the session that asked exchanges: the
+// identity joins the account and the session goes on, with new tokens.
 func TestFederationLinkFlow(t *testing.T) {
 	m := startOIDC(t)
 	e := newFedEnv(t, m)
 	p, _, _ := e.withTotp(t, "fed_linker") // level 2, address unverified
-	ticket := func(access string) string {
-		t.Helper()
-		res := e.post(t, access, beginLinkMutation, nil)
-		var s string
-		if err := json.Unmarshal(res.Data["beginLinkIdentity"], &s); err != nil || len(s) != 43 {
-			t.Fatalf("beginLinkIdentity: %s", res.Raw)
-		}
-		return s
-	}
+	sid := jwtClaims(t, p.AccessToken)["sid"]
 
-	tk := ticket(p.AccessToken)
+	tk := e.linkTicket(t, p.AccessToken)
 	// The provider's address is another one, unverified even: a link from a
 	// session does not go by the address.
 	queue(m, "sub-link", "somewhere@else.test", false)
 	q := e.newBrowser(t).signIn(t, "/auth/mock?link="+tk+"&redirect=/settings")
-	if q.Get("linked") != fedProvider || q.Has("code") || q.Get("redirect") != "/settings" {
-		t.Fatalf("the app got %v, want linked=mock and the redirect", q)
+	code := wantLinkCode(t, q)
+	if q.Get("redirect") != "/settings" {
+		t.Fatalf("the app got %v, want the redirect", q)
 	}
-	ids := e.identities(t, p.AccessToken)
-	if len(ids) != 1 || ids[0].Email != "somewhere@else.test" {
+	if ids := e.identities(t, p.AccessToken); len(ids) != 0 {
+		t.Fatalf("linked at the callback, before the exchange: %+v", ids)
+	}
+	if n := len(e.docs(t, "federation_codes", bson.D{{Key: "kind", Value: "link_code"}, {Key: "subject", Value: "sub-link"}})); n != 1 {
+		t.Fatalf("%d link codes stored, want 1", n)
+	}
+	if strings.Contains(e.dump(t), code) {
+		t.Fatal("the database holds the link code itself")
+	}
+
+	up := payload(t, e.exchangeAs(t, p.AccessToken, code), "exchangeAuthCode")
+	// The same session, its level and methods kept; the refresh token rotated.
+	c := wantLevel(t, "exchangeAuthCode of a link code", up.AccessToken, 2, "[pwd otp]", true)
+	if c["sid"] != sid || up.User.ID != p.User.ID || up.RefreshToken == p.RefreshToken {
+		t.Fatalf("exchangeAuthCode: sid %v user %s; want the linking session %v of %s, a new refresh token", c["sid"],
+			up.User.ID, sid, p.User.ID)
+	}
+	res := e.post(t, up.AccessToken, `{ sessions { id current } }`, nil)
+	var sessions []struct {
+		ID      string `json:"id"`
+		Current bool   `json:"current"`
+	}
+	if err := json.Unmarshal(res.Data["sessions"], &sessions); err != nil || len(sessions) != 1 || !sessions[0].Current ||
+		sessions[0].ID != sid {
+		t.Fatalf("sessions after the link: %s; want the one, current", res.Raw)
+	}
+	next := payload(t, e.refresh(t, "", up.RefreshToken), "refreshToken")
+	if c := wantLevel(t, "refresh after the link", next.AccessToken, 2, "[pwd otp]", true); c["sid"] != sid {
+		t.Errorf("refresh after the link: sid %v, want %v", c["sid"], sid)
+	}
+	ids := e.identities(t, up.AccessToken)
+	if len(ids) != 1 || ids[0].Email != "somewhere@else.test" || ids[0].Provider != fedProvider {
 		t.Fatalf("identities = %+v", ids)
 	}
 	waitMail(t, e.smtp, "fed_linker@example.test", subjectLinked, 1)
+	if len(e.auditLines(t, "identity_linked")) != 1 {
+		t.Error("no identity_linked audit line")
+	}
+	access := next.AccessToken
+	// Once only.
+	wantAuthCodeError(t, e.exchangeAs(t, access, code), "used")
 	// The identity now signs in to the account.
 	queue(m, "sub-link", "somewhere@else.test", false)
 	if s := payload(t, e.exchange(t, e.newBrowser(t).signIn(t, "/auth/mock").Get("code")), "exchangeAuthCode"); s.User.ID != p.User.ID {
@@ -508,54 +539,106 @@ func TestFederationLinkFlow(t *testing.T) {
 	})
 	t.Run("link=1&ticket=", func(t *testing.T) {
 		queue(m, "sub-link2", "second@else.test", true)
-		q := e.newBrowser(t).signIn(t, "/auth/mock?link=1&ticket="+ticket(p.AccessToken))
-		if q.Get("linked") != fedProvider {
-			t.Fatalf("the app got %v", q)
-		}
-		if n := len(e.identities(t, p.AccessToken)); n != 2 {
+		code := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link=1&ticket="+e.linkTicket(t, access)))
+		access = payload(t, e.exchangeAs(t, access, code), "exchangeAuthCode").AccessToken
+		if n := len(e.identities(t, access)); n != 2 {
 			t.Errorf("%d identities, want 2", n)
+		}
+	})
+	t.Run("already linked to this account", func(t *testing.T) {
+		// The confirm step all the same, and a success that changes nothing.
+		queue(m, "sub-link", "somewhere@else.test", false)
+		code := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+e.linkTicket(t, access)))
+		again := payload(t, e.exchangeAs(t, access, code), "exchangeAuthCode")
+		if c := wantLevel(t, "exchange", again.AccessToken, 2, "[pwd otp]", true); c["sid"] != sid {
+			t.Errorf("sid %v, want %v", c["sid"], sid)
+		}
+		access = again.AccessToken
+		if n := len(e.identities(t, access)); n != 2 {
+			t.Errorf("%d identities, want 2", n)
+		}
+		time.Sleep(quietWait)
+		if n := len(mailsTo(e.smtp, "fed_linker@example.test", subjectLinked)); n != 2 {
+			t.Errorf("%d IDENTITY_LINKED mails, want 2 (one per new identity)", n)
 		}
 	})
 	t.Run("made-up or expired ticket", func(t *testing.T) {
 		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+strings.Repeat("A", 43)), "invalid_state")
-		old := ticket(p.AccessToken)
+		old := e.linkTicket(t, access)
 		e.clock.Advance(3 * time.Minute)
 		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+old), "expired")
+	})
+	t.Run("expired link code", func(t *testing.T) {
+		queue(m, "sub-late", "late@else.test", true)
+		code := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+e.linkTicket(t, access)))
+		e.clock.Advance(auth.SignInCodeTTL)
+		wantAuthCodeError(t, e.exchangeAs(t, access, code), "expired")
+		if len(e.docs(t, "identities", bson.D{{Key: "subject", Value: "sub-late"}})) != 0 {
+			t.Error("an expired link code linked")
+		}
+	})
+	t.Run("a link code is no sign-in", func(t *testing.T) {
+		queue(m, "sub-nosignin", "nosignin@else.test", true)
+		code := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+e.linkTicket(t, access)))
+		// A fresh client, no token: refused, nothing linked, no account.
+		users := e.countUsers(t)
+		wantAuthCodeError(t, e.exchange(t, code), "unknown")
+		if e.countUsers(t) != users || len(e.docs(t, "identities", bson.D{{Key: "subject", Value: "sub-nosignin"}})) != 0 {
+			t.Fatal("a link code used as a sign-in created or linked something")
+		}
+		// A presented but refused token: its own reason (the app refreshes
+		// and retries).
+		if r := e.exchangeAs(t, "not.a.token", code); r.ext("code") != "UNAUTHENTICATED" || r.ext("reason") != "token_invalid" {
+			t.Errorf("with a bad token: %s", r.Raw)
+		}
+		// None of this spent the code: the linking session still can.
+		access = payload(t, e.exchangeAs(t, access, code), "exchangeAuthCode").AccessToken
+		if n := len(e.identities(t, access)); n != 3 {
+			t.Errorf("%d identities, want 3", n)
+		}
 	})
 	t.Run("an identity of another account", func(t *testing.T) {
 		other := e.fedSignIn(t, m, "sub-other", "other@example.test")
 		queue(m, "sub-other", "other@example.test", true)
-		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+ticket(p.AccessToken)), "account_exists")
+		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+e.linkTicket(t, access)), "account_exists")
 		if ids := e.identities(t, other.AccessToken); len(ids) != 1 {
 			t.Errorf("the other account's identities: %+v", ids)
 		}
 	})
+	t.Run("linked to another account before the exchange", func(t *testing.T) {
+		queue(m, "sub-meanwhile", "meanwhile@example.test", true)
+		code := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+e.linkTicket(t, access)))
+		// Meanwhile the identity signs up an account of its own.
+		other := e.fedSignIn(t, m, "sub-meanwhile", "meanwhile@example.test")
+		res := e.exchangeAs(t, access, code)
+		if res.ext("code") != "FORBIDDEN" || res.ext("reason") != "account_exists" {
+			t.Fatalf("exchangeAuthCode: %s; want FORBIDDEN account_exists", res.Raw)
+		}
+		if n := len(e.identities(t, access)); n != 3 {
+			t.Errorf("%d identities, want 3", n)
+		}
+		if ids := e.identities(t, other.AccessToken); len(ids) != 1 {
+			t.Errorf("the other account's identities: %+v", ids)
+		}
+		wantAuthCodeError(t, e.exchangeAs(t, access, code), "used")
+	})
 	t.Run("a ticket of an ended session", func(t *testing.T) {
 		q, _, _ := e.withTotp(t, "fed_leaver")
-		tk := ticket(q.AccessToken)
+		tk := e.linkTicket(t, q.AccessToken)
 		if !boolIn(t, e.post(t, q.AccessToken, `mutation { logout }`, nil), "logout") {
 			t.Fatal("logout")
 		}
 		wantError(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+tk), "invalid_state")
 	})
-	t.Run("another user's ticket", func(t *testing.T) {
-		// A ticket links to the account that asked for it, whoever's
-		// browser uses it: another user gains nothing from it.
-		b, _, _ := e.withTotp(t, "fed_bystander")
-		queue(m, "sub-bystander", "fed_bystander@example.test", true)
-		if q := e.newBrowser(t).signIn(t, "/auth/mock?link="+ticket(p.AccessToken)); q.Get("linked") != fedProvider {
-			t.Fatalf("the app got %v", q)
+	t.Run("a session that ends at the provider", func(t *testing.T) {
+		// Checked at the callback too: no code for an ended session.
+		q, _, _ := e.withTotp(t, "fed_leaver2")
+		b := e.newBrowser(t)
+		cb := b.toCallback(t, "/auth/mock?link="+e.linkTicket(t, q.AccessToken))
+		if !boolIn(t, e.post(t, q.AccessToken, `mutation { logout }`, nil), "logout") {
+			t.Fatal("logout")
 		}
-		if ids := e.identities(t, b.AccessToken); len(ids) != 0 {
-			t.Errorf("the bystander's identities: %+v", ids)
-		}
-		found := false
-		for _, id := range e.identities(t, p.AccessToken) {
-			found = found || id.Email == "fed_bystander@example.test"
-		}
-		if !found {
-			t.Error("the identity is not on the ticket's account")
-		}
+		wantError(t, b.callback(t, cb), "invalid_state")
 	})
 	t.Run("needs level 2", func(t *testing.T) {
 		plain := e.mustRegister(t, "fed_plain", "fed_plain@example.test")
@@ -567,7 +650,80 @@ func TestFederationLinkFlow(t *testing.T) {
 		if res := e.post(t, "", beginLinkMutation, nil); res.ext("code") != "UNAUTHENTICATED" {
 			t.Errorf("anonymous: %s", res.Raw)
 		}
+		// A level-1 token of the linking session (from before its second
+		// factor) cannot confirm; its level-2 token can.
+		first := e.mustRegister(t, "fed_stepper", "fed_stepper@example.test")
+		en := e.enrollTotp(t, first.AccessToken)
+		_, up := e.confirmTotp(t, first.AccessToken, en.Secret)
+		queue(m, "sub-stepper", "stepper@else.test", true)
+		code := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+e.linkTicket(t, up.AccessToken)))
+		if r := e.exchangeAs(t, first.AccessToken, code); r.ext("code") != "FORBIDDEN" || r.ext("reason") != "mfa_required" {
+			t.Errorf("the level-1 token: %s", r.Raw)
+		}
+		payload(t, e.exchangeAs(t, up.AccessToken, code), "exchangeAuthCode")
+		if n := len(e.identities(t, up.AccessToken)); n != 1 {
+			t.Errorf("%d identities, want 1", n)
+		}
 	})
+}
+
+// Account-linking CSRF: A sends a victim the URL of A's link ticket; the
+// victim consents at the provider. The victim's identity must not join A's
+// account (it would sign the victim in to A's account later): the callback
+// links nothing, and the code it hands the victim's browser links only for
+// A's very session — which the victim's browser does not hold.
+func TestFederationLinkCSRF(t *testing.T) {
+	m := startOIDC(t)
+	e := newFedEnv(t, m)
+	a, secret, _ := e.withTotp(t, "fed_csrf_a")
+	victim := e.mustRegister(t, "fed_csrf_v", "fed_csrf_v@example.test")
+	tk := e.linkTicket(t, a.AccessToken)
+
+	queue(m, "sub-csrf-victim", "fed_csrf_v@example.test", true)
+	code := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+tk))
+	nothingLinked := func(when string) {
+		t.Helper()
+		if ids := e.identities(t, a.AccessToken); len(ids) != 0 {
+			t.Fatalf("%s: A's identities %+v", when, ids)
+		}
+		if n := len(e.docs(t, "identities", bson.D{{Key: "subject", Value: "sub-csrf-victim"}})); n != 0 {
+			t.Fatalf("%s: the victim's identity is stored", when)
+		}
+	}
+	nothingLinked("after the callback")
+
+	// The victim's app page exchanges the code: signed out, or signed in
+	// to the victim's own account.
+	wantAuthCodeError(t, e.exchange(t, code), "unknown")
+	wantAuthCodeError(t, e.exchangeAs(t, victim.AccessToken, code), "unknown")
+	nothingLinked("after the victim's exchanges")
+	// Another session of A (signed in elsewhere, level 2) is not the one
+	// that asked either.
+	elsewhere := e.loginAs(t, "fed_csrf_a")
+	elsewhere = payload(t, e.verifyMfa(t, elsewhere.AccessToken, e.totpCode(t, secret)), "verifyMfa")
+	wantAuthCodeError(t, e.exchangeAs(t, elsewhere.AccessToken, code), "unknown")
+	nothingLinked("after another session's exchange")
+	if n := len(e.auditLines(t, "identity_link_confirm")); n < 3 {
+		t.Errorf("%d identity_link_confirm audit lines, want the 3 refusals", n)
+	}
+	time.Sleep(quietWait)
+	if n := len(mailsTo(e.smtp, "fed_csrf_a@example.test", subjectLinked)); n != 0 {
+		t.Errorf("%d IDENTITY_LINKED mails to A", n)
+	}
+	// The refusals did not spend the code: A's own session, which asked,
+	// could still finish. That is the design: the code is bound to A's
+	// session, and only the browser that went through the provider (here
+	// the victim's) ever holds it.
+	linked := payload(t, e.exchangeAs(t, a.AccessToken, code), "exchangeAuthCode")
+	if linked.User.ID != a.User.ID || jwtClaims(t, linked.AccessToken)["sid"] != jwtClaims(t, a.AccessToken)["sid"] {
+		t.Errorf("A's exchange: user %s", linked.User.ID)
+	}
+	if ids := e.identities(t, a.AccessToken); len(ids) != 1 {
+		t.Errorf("A's identities after A's own exchange: %+v", ids)
+	}
+	if ids := e.identities(t, victim.AccessToken); len(ids) != 0 {
+		t.Errorf("the victim's identities: %+v", ids)
+	}
 }
 
 // unlinkIdentity: the caller's own identities only, at level 2, and never

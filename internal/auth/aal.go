@@ -75,6 +75,13 @@ func (s *Service) raiseSession(ctx context.Context, c Claims, method string) err
 // tokens for the same session: the new refresh token replaces the old one as
 // a rotation would.
 func (s *Service) elevate(ctx context.Context, c Claims, method string) (*Result, error) {
+	return s.reissue(ctx, c, method)
+}
+
+// reissue returns new tokens for the caller's session, the new refresh token
+// replacing the old one as a rotation would. With a method, the session is
+// raised to level 2 by it; without, its level and methods are kept.
+func (s *Service) reissue(ctx context.Context, c Claims, method string) (*Result, error) {
 	sess, err := s.sessions.ByID(ctx, c.SessionID)
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrSessionRevoked
@@ -82,20 +89,26 @@ func (s *Service) elevate(ctx context.Context, c Claims, method string) (*Result
 	if err != nil {
 		return nil, fmt.Errorf("auth: find session: %w", err)
 	}
-	amr := slices.Clone(sess.AMR)
-	if len(amr) == 0 {
+	aal, amr := sess.AAL, slices.Clone(sess.AMR)
+	if len(amr) == 0 { // a session from before levels existed: a password one
 		amr = []string{AMRPassword}
 	}
-	if !slices.Contains(amr, method) {
-		amr = append(amr, method)
+	if aal == 0 {
+		aal = 1
+	}
+	if method != "" {
+		aal = 2
+		if !slices.Contains(amr, method) {
+			amr = append(amr, method)
+		}
 	}
 	refresh := s.keys.root(sess.ID)
-	up, err := s.sessions.Elevate(ctx, sess.ID, 2, amr, hashToken(refresh), s.now().UTC())
+	up, err := s.sessions.Elevate(ctx, sess.ID, aal, amr, hashToken(refresh), s.now().UTC())
 	if errors.Is(err, ErrNotFound) {
 		return nil, ErrSessionRevoked
 	}
 	if err != nil {
-		return nil, fmt.Errorf("auth: elevate session: %w", err)
+		return nil, fmt.Errorf("auth: reissue session tokens: %w", err)
 	}
 	u, err := s.freshCaller(ctx, c)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,9 +64,13 @@ const (
 	// OneTimeSignIn is the code of APP_URL/auth/callback?code=…, for
 	// exchangeAuthCode.
 	OneTimeSignIn OneTimeKind = "sign_in"
-	// OneTimeLink is a link ticket of beginLinkIdentity, for
+	// OneTimeLinkTicket is a link ticket of beginLinkIdentity, for
 	// GET /auth/NAME?link=….
-	OneTimeLink OneTimeKind = "link"
+	OneTimeLinkTicket OneTimeKind = "link"
+	// OneTimeLinkCode is the code of APP_URL/auth/callback?code=…&link=NAME:
+	// an identity that waits for exchangeAuthCode from the session that
+	// asked for the link.
+	OneTimeLinkCode OneTimeKind = "link_code"
 )
 
 // OneTimeCode is the server's record of a one-time code: 256 random bits
@@ -74,8 +79,10 @@ type OneTimeCode struct {
 	Hash      string // hex SHA-256 of the code: the key
 	Kind      OneTimeKind
 	UserID    string
-	SessionID string // link: the session that asked for the ticket
-	Provider  string // sign-in: the provider that signed the user in
+	SessionID string // link ticket and link code: the session that asked for the link
+	Provider  string // sign-in: the provider that signed the user in; link code: the identity's
+	Subject   string // link code: the identity's subject
+	Email     string // link code: the address the provider asserted
 	AMR       []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
@@ -97,7 +104,7 @@ type ProviderInfo struct {
 	DisplayName string
 }
 
-// Lifetimes of the one-time codes.
+// Lifetimes of the one-time codes (a link code lives as a sign-in code).
 const (
 	SignInCodeTTL = 60 * time.Second
 	LinkTicketTTL = 2 * time.Minute
@@ -175,21 +182,30 @@ func (s *Service) AllowFederation(ctx context.Context) error {
 	return s.allowIP(ctx, "login")
 }
 
+// LinkTarget is the account and session a link flow began from (its
+// ticket's); the zero LinkTarget is a sign-in flow.
+type LinkTarget struct {
+	UserID    string
+	SessionID string
+}
+
 // FederatedSignIn is the outcome of a finished provider flow.
 type FederatedSignIn struct {
-	// Code is the one-time code for exchangeAuthCode (a sign-in flow).
+	// Code is the one-time code for exchangeAuthCode.
 	Code string
-	// Linked says the identity joined the link flow's account (no code: the
-	// account's session goes on).
-	Linked bool
+	// Link says Code is a link code: nothing is linked until the session
+	// of the link exchanges it.
+	Link   bool
 	UserID string
 }
 
 // SignInFederated applies the linking rules to a provider's identity and
-// returns a one-time code for exchangeAuthCode, or, for a link flow
-// (linkUserID set), links the identity to that account:
-//   - a known identity signs its account in (a link flow: already linked
-//     to that account is fine, to another is account_exists);
+// returns a one-time code for exchangeAuthCode. For a link flow (link set)
+// it links nothing: it returns a link code that only link's session can
+// exchange (see confirmLink), after refusing an identity of another account
+// (account_exists) and a session or account gone (invalid_state).
+// For a sign-in:
+//   - a known identity signs its account in;
 //   - otherwise, without a verified email from the provider: email_not_verified;
 //   - a verified email of no account creates one (no password, the email
 //     verified, a username from the profile);
@@ -201,55 +217,99 @@ type FederatedSignIn struct {
 // A disabled account gets a code all the same: exchangeAuthCode refuses it
 // as login does (FORBIDDEN user_disabled) to someone who proved the credential.
 // Refusals are *Error with the callback's reason; anything else is internal.
-func (s *Service) SignInFederated(ctx context.Context, fi FederatedIdentity, linkUserID string) (*FederatedSignIn, error) {
+func (s *Service) SignInFederated(ctx context.Context, fi FederatedIdentity, link LinkTarget) (*FederatedSignIn, error) {
 	if err := s.federationOn(); err != nil {
 		return nil, err
 	}
 	if fi.Provider == "" || fi.Subject == "" {
 		return nil, errors.New("auth: a federated identity needs a provider and a subject")
 	}
+	refused := func(out *FederatedSignIn, err error) (*FederatedSignIn, error) {
+		if e, ok := errors.AsType[*Error](err); ok {
+			s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "federated_login"),
+				slog.String("outcome", e.Reason), slog.String("provider", fi.Provider),
+				slog.String("ip", ClientFromContext(ctx).IP))
+		}
+		return out, err
+	}
+	if link != (LinkTarget{}) {
+		return refused(s.linkCode(ctx, fi, link))
+	}
 	for range 4 {
-		out, err := s.resolveIdentity(ctx, fi, linkUserID)
+		out, err := s.resolveIdentity(ctx, fi)
 		if !errors.Is(err, errRetry) {
-			if e, ok := errors.AsType[*Error](err); ok {
-				s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "federated_login"),
-					slog.String("outcome", e.Reason), slog.String("provider", fi.Provider),
-					slog.String("ip", ClientFromContext(ctx).IP))
-			}
-			return out, err
+			return refused(out, err)
 		}
 	}
 	return nil, fmt.Errorf("auth: federated sign-in with %s kept meeting concurrent changes", fi.Provider)
 }
 
-func (s *Service) resolveIdentity(ctx context.Context, fi FederatedIdentity, linkUserID string) (*FederatedSignIn, error) {
+// linkCode ends the provider part of a link flow: a one-time link code for
+// the app's page, holding the identity and the session that asked. The
+// browser back from the provider is not necessarily that session's (anyone
+// can open a ticket's URL), so the link waits for that session to confirm it
+// (confirmLink).
+func (s *Service) linkCode(ctx context.Context, fi FederatedIdentity, link LinkTarget) (*FederatedSignIn, error) {
 	ident, err := s.identities.ByProviderSubject(ctx, fi.Provider, fi.Subject)
 	switch {
-	case err == nil && linkUserID != "":
-		if ident.UserID != linkUserID {
-			return nil, errAccountExists
-		}
-		return &FederatedSignIn{Linked: true, UserID: linkUserID}, nil // linked before: nothing to do
+	case err == nil && ident.UserID != link.UserID:
+		return nil, errAccountExists
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("auth: find identity: %w", err)
+	}
+	if _, ok, err := s.linkSession(ctx, link); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, errLinkAccountGone
+	}
+	raw, err := s.newOneTime(ctx, &OneTimeCode{Kind: OneTimeLinkCode, UserID: link.UserID, SessionID: link.SessionID,
+		Provider: fi.Provider, Subject: fi.Subject, Email: fi.Email}, SignInCodeTTL)
+	if err != nil {
+		return nil, err
+	}
+	s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "identity_link_code"),
+		slog.String("user_id", link.UserID), slog.String("provider", fi.Provider),
+		slog.String("ip", ClientFromContext(ctx).IP))
+	return &FederatedSignIn{Code: raw, Link: true, UserID: link.UserID}, nil
+}
+
+// linkSession returns the account of link while its session is active, the
+// account enabled and its credentials those the session began with; false
+// otherwise.
+func (s *Service) linkSession(ctx context.Context, link LinkTarget) (*User, bool, error) {
+	if link.UserID == "" || link.SessionID == "" {
+		return nil, false, nil
+	}
+	sess, err := s.sessions.ByID(ctx, link.SessionID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("auth: find session: %w", err)
+	}
+	if !sess.Active(s.now()) || s.revoked.has(sess.ID) || sess.UserID != link.UserID {
+		return nil, false, nil
+	}
+	u, err := s.fresh.ByID(ctx, link.UserID)
+	if errors.Is(err, ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("auth: find user: %w", err)
+	}
+	if u.Disabled || u.CredentialStamp != sess.CredentialStamp {
+		return nil, false, nil
+	}
+	return u, true, nil
+}
+
+func (s *Service) resolveIdentity(ctx context.Context, fi FederatedIdentity) (*FederatedSignIn, error) {
+	ident, err := s.identities.ByProviderSubject(ctx, fi.Provider, fi.Subject)
+	switch {
 	case err == nil:
 		return s.signInCode(ctx, ident.UserID, fi.Provider)
 	case !errors.Is(err, ErrNotFound):
 		return nil, fmt.Errorf("auth: find identity: %w", err)
-	}
-	if linkUserID != "" {
-		u, err := s.fresh.ByID(ctx, linkUserID)
-		if errors.Is(err, ErrNotFound) {
-			return nil, errLinkAccountGone
-		}
-		if err != nil {
-			return nil, fmt.Errorf("auth: find user: %w", err)
-		}
-		if u.Disabled {
-			return nil, errLinkAccountGone
-		}
-		if err := s.linkIdentity(ctx, u, fi, "link"); err != nil {
-			return nil, err
-		}
-		return &FederatedSignIn{Linked: true, UserID: u.ID}, nil
 	}
 	if !fi.EmailVerified || fi.Email == "" {
 		return nil, errEmailNotVerified
@@ -416,26 +476,34 @@ func (s *Service) newOneTime(ctx context.Context, c *OneTimeCode, ttl time.Durat
 	return raw, nil
 }
 
-// takeOneTime looks raw up as a code of kind and uses it: unknown, used
-// (checked before expiry, as for mail links) or expired are
-// INVALID_AUTH_CODE. The use is a marker insert: of concurrent uses, one wins.
+// takeOneTime looks raw up as a code of kind and uses it (findOneTime,
+// then useOneTime).
 func (s *Service) takeOneTime(ctx context.Context, raw string, kind OneTimeKind) (*OneTimeCode, error) {
+	c, err := s.findOneTime(ctx, raw, kind)
+	if err != nil {
+		return nil, err
+	}
+	return c, s.useOneTime(ctx, c)
+}
+
+// findOneTime looks raw up as a code of one of kinds, without using it:
+// unknown (or of another kind), used (checked before expiry, as for mail
+// links) or expired are INVALID_AUTH_CODE.
+func (s *Service) findOneTime(ctx context.Context, raw string, kinds ...OneTimeKind) (*OneTimeCode, error) {
 	if b, err := base64.RawURLEncoding.Strict().DecodeString(raw); err != nil || len(b) != oneTimeBytes {
 		return nil, invalidAuthCode(ReasonUnknown)
 	}
-	hash := sha256Hex(raw)
-	c, err := s.codes.ByHash(ctx, hash)
+	c, err := s.codes.ByHash(ctx, sha256Hex(raw))
 	if errors.Is(err, ErrNotFound) {
 		return nil, invalidAuthCode(ReasonUnknown)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("auth: find one-time code: %w", err)
 	}
-	if c.Kind != kind {
+	if !slices.Contains(kinds, c.Kind) {
 		return nil, invalidAuthCode(ReasonUnknown)
 	}
-	used := "onetime/" + hash
-	if _, err := s.markers.Until(ctx, used); err == nil {
+	if _, err := s.markers.Until(ctx, "onetime/"+c.Hash); err == nil {
 		return nil, invalidAuthCode(ReasonUsed)
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("auth: read one-time code use: %w", err)
@@ -443,17 +511,25 @@ func (s *Service) takeOneTime(ctx context.Context, raw string, kind OneTimeKind)
 	if !s.now().Before(c.ExpiresAt) {
 		return nil, invalidAuthCode(ReasonExpired)
 	}
-	if err := s.markers.Put(ctx, used, c.ExpiresAt); errors.Is(err, ErrDuplicate) {
-		return nil, invalidAuthCode(ReasonUsed)
-	} else if err != nil {
-		return nil, fmt.Errorf("auth: use one-time code: %w", err)
-	}
 	return c, nil
 }
 
-// ExchangeAuthCode turns the one-time code of a federated sign-in into a
-// session, as login does: amr ["fed"] at level 1, so that an account with a
-// second factor is confined until verifyMfa.
+// useOneTime spends c: a marker insert, so that of concurrent uses one wins
+// (the others are INVALID_AUTH_CODE used).
+func (s *Service) useOneTime(ctx context.Context, c *OneTimeCode) error {
+	if err := s.markers.Put(ctx, "onetime/"+c.Hash, c.ExpiresAt); errors.Is(err, ErrDuplicate) {
+		return invalidAuthCode(ReasonUsed)
+	} else if err != nil {
+		return fmt.Errorf("auth: use one-time code: %w", err)
+	}
+	return nil
+}
+
+// ExchangeAuthCode turns the one-time code of a finished provider flow into
+// tokens. A sign-in code starts a session, as login does: amr ["fed"] at
+// level 1, so that an account with a second factor is confined until
+// verifyMfa. A link code links its identity for the session that asked for
+// the link, and for no one else (confirmLink).
 func (s *Service) ExchangeAuthCode(ctx context.Context, raw string) (*Result, error) {
 	if err := s.federationOn(); err != nil {
 		return nil, err
@@ -462,7 +538,13 @@ func (s *Service) ExchangeAuthCode(ctx context.Context, raw string) (*Result, er
 		return nil, err
 	}
 	ip := slog.String("ip", ClientFromContext(ctx).IP)
-	c, err := s.takeOneTime(ctx, raw, OneTimeSignIn)
+	c, err := s.findOneTime(ctx, raw, OneTimeSignIn, OneTimeLinkCode)
+	if err == nil && c.Kind == OneTimeLinkCode {
+		return s.confirmLink(ctx, c)
+	}
+	if err == nil {
+		err = s.useOneTime(ctx, c)
+	}
 	if err != nil {
 		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "federated_login"),
 			slog.String("outcome", "code_"+ErrorReason(err)), ip)
@@ -494,6 +576,90 @@ func (s *Service) ExchangeAuthCode(ctx context.Context, raw string) (*Result, er
 	return res, nil
 }
 
+// confirmLink links the identity of link code c for the caller, who must be
+// the session that asked for the link (level 2, as for beginLinkIdentity),
+// and returns new tokens for that session, its level and methods kept. The
+// browser that went through the provider gets the code, whoever it belongs
+// to: a ticket opened in someone else's browser (sent to a victim) brings
+// back the victim's identity, which must not join the ticket's account
+// unless the ticket's session, in its own tab, confirms.
+//
+// Without a token, or with another session's, the answer is INVALID_AUTH_CODE
+// unknown and the code is not spent: the rightful tab can still finish
+// within the 60 s (the code is 256 bits: no guessing). A presented token
+// that is refused (expired, revoked) gets its UNAUTHENTICATED reason, the
+// code still unspent, so that the app refreshes and retries.
+func (s *Service) confirmLink(ctx context.Context, c *OneTimeCode) (*Result, error) {
+	ip := slog.String("ip", ClientFromContext(ctx).IP)
+	outcome := func(o string, attrs ...slog.Attr) {
+		s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", append([]slog.Attr{slog.String("event", "identity_link_confirm"),
+			slog.String("outcome", o), slog.String("user_id", c.UserID), slog.String("provider", c.Provider), ip}, attrs...)...)
+	}
+	claims, ok := ClaimsFromContext(ctx)
+	if !ok {
+		if e, bad := TokenErrorFromContext(ctx); bad {
+			outcome("token_" + e.Reason)
+			return nil, e
+		}
+		outcome("no_token")
+		return nil, invalidAuthCode(ReasonUnknown)
+	}
+	if claims.UserID != c.UserID || claims.SessionID != c.SessionID {
+		outcome("other_session", slog.String("caller_id", claims.UserID))
+		return nil, invalidAuthCode(ReasonUnknown)
+	}
+	if err := AuthorizeLevel(claims, "", 2); err != nil {
+		outcome(ReasonMFARequired)
+		return nil, err
+	}
+	u, ok, err := s.linkSession(ctx, LinkTarget{UserID: c.UserID, SessionID: c.SessionID})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		outcome("session_ended")
+		return nil, ErrSessionRevoked
+	}
+	if err := s.useOneTime(ctx, c); err != nil {
+		outcome("code_" + ErrorReason(err))
+		return nil, err
+	}
+	fi := FederatedIdentity{Provider: c.Provider, Subject: c.Subject, Email: c.Email}
+	for i := 0; ; i++ {
+		err = s.attachIdentity(ctx, u, fi)
+		if !errors.Is(err, errRetry) {
+			break
+		}
+		if i == 3 {
+			return nil, fmt.Errorf("auth: linking an identity of %s kept meeting concurrent changes", c.Provider)
+		}
+	}
+	if err != nil {
+		if e, isAuth := errors.AsType[*Error](err); isAuth {
+			outcome(e.Reason)
+		}
+		return nil, err
+	}
+	outcome("success")
+	return s.reissue(ctx, claims, "")
+}
+
+// attachIdentity links fi to u unless it is linked already: to u, nothing to
+// do; to another account, account_exists (linked meanwhile, since the
+// callback checked).
+func (s *Service) attachIdentity(ctx context.Context, u *User, fi FederatedIdentity) error {
+	ident, err := s.identities.ByProviderSubject(ctx, fi.Provider, fi.Subject)
+	switch {
+	case err == nil && ident.UserID == u.ID:
+		return nil
+	case err == nil:
+		return errAccountExists
+	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("auth: find identity: %w", err)
+	}
+	return s.linkIdentity(ctx, u, fi, "link")
+}
+
 // BeginLinkIdentity returns a link ticket for GET /auth/NAME?link=TICKET:
 // single use, LinkTicketTTL, bound to the caller's account and session
 // (level 2: the schema's @auth(aal: 2)).
@@ -512,7 +678,7 @@ func (s *Service) BeginLinkIdentity(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	raw, err := s.newOneTime(ctx, &OneTimeCode{Kind: OneTimeLink, UserID: u.ID, SessionID: c.SessionID}, LinkTicketTTL)
+	raw, err := s.newOneTime(ctx, &OneTimeCode{Kind: OneTimeLinkTicket, UserID: u.ID, SessionID: c.SessionID}, LinkTicketTTL)
 	if err != nil {
 		return "", err
 	}
@@ -521,37 +687,23 @@ func (s *Service) BeginLinkIdentity(ctx context.Context) (string, error) {
 	return raw, nil
 }
 
-// TakeLinkTicket uses a link ticket and returns its account, while the
-// session that asked for it is still active and the account enabled.
-func (s *Service) TakeLinkTicket(ctx context.Context, raw string) (string, error) {
+// TakeLinkTicket uses a link ticket and returns the account and session it
+// was issued to, while that session is still active and the account enabled.
+func (s *Service) TakeLinkTicket(ctx context.Context, raw string) (LinkTarget, error) {
 	if err := s.federationOn(); err != nil {
-		return "", err
+		return LinkTarget{}, err
 	}
-	c, err := s.takeOneTime(ctx, raw, OneTimeLink)
+	c, err := s.takeOneTime(ctx, raw, OneTimeLinkTicket)
 	if err != nil {
-		return "", err
+		return LinkTarget{}, err
 	}
-	sess, err := s.sessions.ByID(ctx, c.SessionID)
-	if errors.Is(err, ErrNotFound) {
-		return "", invalidAuthCode(ReasonUnknown)
+	link := LinkTarget{UserID: c.UserID, SessionID: c.SessionID}
+	if _, ok, err := s.linkSession(ctx, link); err != nil {
+		return LinkTarget{}, err
+	} else if !ok {
+		return LinkTarget{}, invalidAuthCode(ReasonUnknown)
 	}
-	if err != nil {
-		return "", fmt.Errorf("auth: find session: %w", err)
-	}
-	if !sess.Active(s.now()) || s.revoked.has(sess.ID) || sess.UserID != c.UserID {
-		return "", invalidAuthCode(ReasonUnknown)
-	}
-	u, err := s.fresh.ByID(ctx, c.UserID)
-	if errors.Is(err, ErrNotFound) {
-		return "", invalidAuthCode(ReasonUnknown)
-	}
-	if err != nil {
-		return "", fmt.Errorf("auth: find user: %w", err)
-	}
-	if u.Disabled || u.CredentialStamp != sess.CredentialStamp {
-		return "", invalidAuthCode(ReasonUnknown)
-	}
-	return u.ID, nil
+	return link, nil
 }
 
 // Identities lists the caller's identities.

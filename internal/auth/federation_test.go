@@ -149,7 +149,7 @@ func TestLoginWithoutPassword(t *testing.T) {
 	f := newFixture(t)
 	svc, _ := f.fedService(t)
 	out, err := svc.SignInFederated(t.Context(), FederatedIdentity{Provider: "idp", Subject: "s1",
-		Email: "nopw@example.com", EmailVerified: true, PreferredUsername: "nopw"}, "")
+		Email: "nopw@example.com", EmailVerified: true, PreferredUsername: "nopw"}, LinkTarget{})
 	if err != nil || out.Code == "" {
 		t.Fatalf("SignInFederated = %+v, %v", out, err)
 	}
@@ -172,21 +172,21 @@ func TestSignInFederatedRules(t *testing.T) {
 		return FederatedIdentity{Provider: "idp", Subject: sub, Email: email, EmailVerified: verified}
 	}
 
-	if _, err := svc.SignInFederated(ctx, fi("u1", "u1@example.com", false), ""); ErrorReason(err) != ReasonEmailNotVerified {
+	if _, err := svc.SignInFederated(ctx, fi("u1", "u1@example.com", false), LinkTarget{}); ErrorReason(err) != ReasonEmailNotVerified {
 		t.Errorf("unverified: %v", err)
 	}
-	if _, err := svc.SignInFederated(ctx, fi("u1", "", true), ""); ErrorReason(err) != ReasonEmailNotVerified {
+	if _, err := svc.SignInFederated(ctx, fi("u1", "", true), LinkTarget{}); ErrorReason(err) != ReasonEmailNotVerified {
 		t.Errorf("no address: %v", err)
 	}
 	f.register(t, "squatter") // squatter@example.com, unverified
-	if _, err := svc.SignInFederated(ctx, fi("u2", "SQUATTER@example.com", true), ""); ErrorReason(err) != ReasonAccountExists {
+	if _, err := svc.SignInFederated(ctx, fi("u2", "SQUATTER@example.com", true), LinkTarget{}); ErrorReason(err) != ReasonAccountExists {
 		t.Errorf("unverified account: %v", err)
 	}
 	owner := f.register(t, "owner")
 	if err := f.users.SetEmailVerified(ctx, owner.User.ID, "owner@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := svc.SignInFederated(ctx, fi("u3", "owner@example.com", true), "")
+	out, err := svc.SignInFederated(ctx, fi("u3", "owner@example.com", true), LinkTarget{})
 	if err != nil || out.UserID != owner.User.ID {
 		t.Fatalf("verified on both sides = %+v, %v", out, err)
 	}
@@ -202,14 +202,14 @@ func TestSignInFederatedRules(t *testing.T) {
 		t.Errorf("second exchange: %v", err)
 	}
 	// Linking a known identity to another account from a session.
-	if _, err := svc.SignInFederated(ctx, fi("u3", "owner@example.com", true), "another"); ErrorReason(err) != ReasonAccountExists {
+	if _, err := svc.SignInFederated(ctx, fi("u3", "owner@example.com", true), LinkTarget{UserID: "another", SessionID: "s"}); ErrorReason(err) != ReasonAccountExists {
 		t.Errorf("link of another account's identity: %v", err)
 	}
 	if len(ids.m) != 1 {
 		t.Errorf("%d identities, want 1", len(ids.m))
 	}
 	// Expiry of a code.
-	out, err = svc.SignInFederated(ctx, fi("u3", "owner@example.com", true), "")
+	out, err = svc.SignInFederated(ctx, fi("u3", "owner@example.com", true), LinkTarget{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +248,7 @@ func TestSignInFederatedKeepsAccountLinkedMeanwhile(t *testing.T) {
 		st.Identities, st.OneTimeCodes = ids, &memCodes{m: map[string]OneTimeCode{}}
 	})
 	out, err := svc.SignInFederated(t.Context(), FederatedIdentity{Provider: "idp", Subject: "s",
-		Email: "raced@example.com", EmailVerified: true}, "")
+		Email: "raced@example.com", EmailVerified: true}, LinkTarget{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,9 +79,10 @@ type SessionStore interface {
 	DeleteForUser(ctx context.Context, userID string) (int64, error)
 	// DeleteEnded removes sessions that expired, or were revoked, before before.
 	DeleteEnded(ctx context.Context, before time.Time) (int64, error)
-	// Elevate raises an active session to aal with amr and replaces its
-	// refresh token (hash to; the replaced one becomes the previous one, as
-	// in a rotation); ErrNotFound when the session is not active.
+	// Elevate sets an active session's level to aal with amr (raised, or
+	// kept as they are) and replaces its refresh token (hash to; the
+	// replaced one becomes the previous one, as in a rotation); ErrNotFound
+	// when the session is not active.
 	Elevate(ctx context.Context, id string, aal int, amr []string, to string, now time.Time) (*Session, error)
 }
 

@@ -34,10 +34,11 @@ type Flow struct {
 	// browser, so a victim cannot be made to finish an attacker's flow
 	// (login CSRF).
 	Binding string
-	// LinkUserID is set for a link flow: the signed-in account the identity
-	// is to join.
-	LinkUserID string
-	ExpiresAt  time.Time
+	// LinkUserID and LinkSessionID are set for a link flow: the signed-in
+	// account the identity is to join, and the session that asked.
+	LinkUserID    string
+	LinkSessionID string
+	ExpiresAt     time.Time
 }
 
 // FlowStore keeps started flows by key, the SHA-256 of their state.
@@ -81,15 +82,17 @@ type Identity struct {
 // Result is a finished flow: who signed in, where the app wanted to go, and
 // for a link flow the account the identity joins.
 type Result struct {
-	Identity   Identity
-	Redirect   string
-	LinkUserID string
+	Identity      Identity
+	Redirect      string
+	LinkUserID    string
+	LinkSessionID string
 }
 
 // BeginOptions are what a flow carries to its end.
 type BeginOptions struct {
-	Redirect   string // kept only if it is an app-relative path
-	LinkUserID string // a link flow for this signed-in account
+	Redirect      string // kept only if it is an app-relative path
+	LinkUserID    string // a link flow for this signed-in account
+	LinkSessionID string // and this session of it
 }
 
 // Started is a begun flow: send the browser to URL, and give it Binding
@@ -113,7 +116,8 @@ func (r *Registry) Begin(ctx context.Context, provider string, o BeginOptions) (
 	verifier := oauth2.GenerateVerifier()
 	f := Flow{
 		Provider: provider, Verifier: verifier, Binding: stateKey(binding),
-		Redirect: SanitizeRedirect(o.Redirect), LinkUserID: o.LinkUserID, ExpiresAt: r.now().Add(FlowTTL),
+		Redirect: SanitizeRedirect(o.Redirect), LinkUserID: o.LinkUserID, LinkSessionID: o.LinkSessionID,
+		ExpiresAt: r.now().Add(FlowTTL),
 	}
 	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier)}
 	if p.cfg.Kind != KindGitHub {
@@ -198,7 +202,7 @@ func (r *Registry) Finish(ctx context.Context, provider string, query url.Values
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Identity: id, Redirect: f.Redirect, LinkUserID: f.LinkUserID}, nil
+	return &Result{Identity: id, Redirect: f.Redirect, LinkUserID: f.LinkUserID, LinkSessionID: f.LinkSessionID}, nil
 }
 
 // oidcIdentity exchanges the code (with the PKCE verifier) and validates the

@@ -32,6 +32,7 @@ type flowDoc struct {
 	Redirect  string    `bson:"redirect,omitempty"`
 	Binding   string    `bson:"binding"`
 	LinkUser  string    `bson:"link_user,omitempty"`
+	LinkSess  string    `bson:"link_session,omitempty"`
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
@@ -53,7 +54,7 @@ func NewFlowStore(ctx context.Context, db *mongo.Database) (*FlowStore, error) {
 func (s *FlowStore) Save(ctx context.Context, key string, f federation.Flow) error {
 	_, err := s.coll.InsertOne(ctx, flowDoc{
 		Key: key, Provider: f.Provider, Verifier: f.Verifier, Nonce: f.Nonce, Redirect: f.Redirect,
-		Binding: f.Binding, LinkUser: f.LinkUserID, ExpiresAt: millis(f.ExpiresAt),
+		Binding: f.Binding, LinkUser: f.LinkUserID, LinkSess: f.LinkSessionID, ExpiresAt: millis(f.ExpiresAt),
 	})
 	if mongo.IsDuplicateKeyError(err) {
 		return auth.ErrDuplicate
@@ -76,7 +77,7 @@ func (s *FlowStore) Load(ctx context.Context, key string) (federation.Flow, erro
 	}
 	return federation.Flow{
 		Provider: doc.Provider, Verifier: doc.Verifier, Nonce: doc.Nonce, Redirect: doc.Redirect,
-		Binding: doc.Binding, LinkUserID: doc.LinkUser, ExpiresAt: doc.ExpiresAt.UTC(),
+		Binding: doc.Binding, LinkUserID: doc.LinkUser, LinkSessionID: doc.LinkSess, ExpiresAt: doc.ExpiresAt.UTC(),
 	}, nil
 }
 

@@ -136,8 +136,8 @@ func (d *identityDoc) identity() *auth.Identity {
 		LinkedAt: d.LinkedAt.UTC()}
 }
 
-// OneTimeCodeStore keeps the one-time codes of federated sign-ins and link
-// tickets in the "federation_codes" collection, by the SHA-256 of the code
+// OneTimeCodeStore keeps the one-time codes of federated sign-ins, link
+// tickets and link codes in the "federation_codes" collection, by the SHA-256 of the code
 // as _id; never updated (single use is a marker).
 type OneTimeCodeStore struct {
 	coll *mongo.Collection
@@ -151,6 +151,8 @@ type oneTimeDoc struct {
 	UserID    string    `bson:"user_id"`
 	SessionID string    `bson:"session_id,omitempty"`
 	Provider  string    `bson:"provider,omitempty"`
+	Subject   string    `bson:"subject,omitempty"`
+	Email     string    `bson:"email,omitempty"`
 	AMR       []string  `bson:"amr,omitempty"`
 	CreatedAt time.Time `bson:"created_at"`
 	ExpiresAt time.Time `bson:"expires_at"`
@@ -180,7 +182,8 @@ func NewOneTimeCodeStore(ctx context.Context, db *mongo.Database) (*OneTimeCodeS
 // Create inserts c.
 func (s *OneTimeCodeStore) Create(ctx context.Context, c *auth.OneTimeCode) error {
 	_, err := s.coll.InsertOne(ctx, oneTimeDoc{Hash: c.Hash, Kind: string(c.Kind), UserID: c.UserID,
-		SessionID: c.SessionID, Provider: c.Provider, AMR: c.AMR, CreatedAt: millis(c.CreatedAt),
+		SessionID: c.SessionID, Provider: c.Provider, Subject: c.Subject, Email: c.Email, AMR: c.AMR,
+		CreatedAt: millis(c.CreatedAt),
 		ExpiresAt: millis(c.ExpiresAt)})
 	if mongo.IsDuplicateKeyError(err) {
 		return auth.ErrDuplicate
@@ -202,7 +205,8 @@ func (s *OneTimeCodeStore) ByHash(ctx context.Context, hash string) (*auth.OneTi
 		return nil, fmt.Errorf("mongodb: find one-time code: %w", err)
 	}
 	return &auth.OneTimeCode{Hash: d.Hash, Kind: auth.OneTimeKind(d.Kind), UserID: d.UserID, SessionID: d.SessionID,
-		Provider: d.Provider, AMR: d.AMR, CreatedAt: d.CreatedAt.UTC(), ExpiresAt: d.ExpiresAt.UTC()}, nil
+		Provider: d.Provider, Subject: d.Subject, Email: d.Email, AMR: d.AMR, CreatedAt: d.CreatedAt.UTC(),
+		ExpiresAt: d.ExpiresAt.UTC()}, nil
 }
 
 // DeleteForUser removes every code of userID.

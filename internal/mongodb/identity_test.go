@@ -2,6 +2,7 @@ package mongodb_test
 
 import (
 	"errors"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -90,7 +91,15 @@ func TestOneTimeCodeStore(t *testing.T) {
 	if err != nil || got.UserID != "u1" || got.Kind != auth.OneTimeSignIn || len(got.AMR) != 1 || !got.ExpiresAt.Equal(c.ExpiresAt) {
 		t.Fatalf("ByHash = %+v, %v", got, err)
 	}
-	if n, err := s.DeleteExpired(t.Context(), now.Add(2*time.Minute)); err != nil || n != 1 {
+	link := &auth.OneTimeCode{Hash: "h2", Kind: auth.OneTimeLinkCode, UserID: "u1", SessionID: "s1", Provider: "google",
+		Subject: "sub", Email: "a@example.com", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	if err := s.Create(t.Context(), link); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ByHash(t.Context(), "h2"); err != nil || !reflect.DeepEqual(got, link) {
+		t.Fatalf("ByHash of a link code = %+v, %v; want %+v", got, err, link)
+	}
+	if n, err := s.DeleteExpired(t.Context(), now.Add(2*time.Minute)); err != nil || n != 2 {
 		t.Errorf("DeleteExpired = %d, %v", n, err)
 	}
 	if _, err := s.ByHash(t.Context(), "h1"); !errors.Is(err, auth.ErrNotFound) {
