@@ -1279,16 +1279,27 @@ type Mutation {
 
   """
   Exchanges the one-time code of ` + "`" + `APP_URL/auth/callback?code=…` + "`" + ` (60 seconds,
-  single use) for a session, as login does: ` + "`" + `amr: ["fed"]` + "`" + `, level 1 (an
-  account with a second factor is confined until verifyMfa). Errors:
-  ` + "`" + `INVALID_AUTH_CODE` + "`" + ` with ` + "`" + `extensions.reason` + "`" + ` (` + "`" + `unknown` + "`" + `, ` + "`" + `used` + "`" + `,
-  ` + "`" + `expired` + "`" + `); ` + "`" + `FORBIDDEN` + "`" + ` with reason ` + "`" + `user_disabled` + "`" + `.
+  single use). A sign-in code starts a session, as login does: ` + "`" + `amr:
+  ["fed"]` + "`" + `, level 1 (an account with a second factor is confined until
+  verifyMfa). A link code (` + "`" + `…?code=…&link=<name>` + "`" + `, from a beginLinkIdentity
+  flow) links the identity only when called with an access token of the very
+  session that asked for the link (at level 2), and returns new tokens for
+  that same session (its level and methods kept, the refresh token rotated);
+  without a token or with another session's, it is ` + "`" + `INVALID_AUTH_CODE` + "`" + `
+  reason ` + "`" + `unknown` + "`" + ` and the code stays usable by that session until it
+  expires. Errors: ` + "`" + `INVALID_AUTH_CODE` + "`" + ` with ` + "`" + `extensions.reason` + "`" + ` (` + "`" + `unknown` + "`" + `,
+  ` + "`" + `used` + "`" + `, ` + "`" + `expired` + "`" + `); ` + "`" + `FORBIDDEN` + "`" + ` with reason ` + "`" + `user_disabled` + "`" + `, or (a link
+  code) ` + "`" + `account_exists` + "`" + ` (the identity belongs to another account) or
+  ` + "`" + `mfa_required` + "`" + `; ` + "`" + `UNAUTHENTICATED` + "`" + ` (a link code with a presented token that
+  is refused: refresh and retry).
   """
   exchangeAuthCode(code: String!): AuthPayload!
   """
   A one-time link ticket (2 minutes, single use, bound to this session): send
-  the browser to ` + "`" + `GET /auth/{name}?link=<ticket>` + "`" + ` to link an identity at that
-  provider to this account.
+  the browser to ` + "`" + `GET /auth/{name}?link=<ticket>` + "`" + `. The flow comes back to
+  ` + "`" + `APP_URL/auth/callback?code=…&link=<name>` + "`" + ` with a link code, and nothing is
+  linked until this session calls exchangeAuthCode with it (and this
+  session's access token).
   """
   beginLinkIdentity: String! @auth(aal: 2)
   """
