@@ -260,3 +260,73 @@ func TestSignInFederatedKeepsAccountLinkedMeanwhile(t *testing.T) {
 		t.Errorf("identity = %+v, want it on %s", got, u.ID)
 	}
 }
+
+// A link flow links nothing at its end: its link code links the identity
+// only when the session that asked for the link exchanges it, and keeps
+// that session. Other callers are refused without spending the code.
+func TestLinkCodeConfirm(t *testing.T) {
+	f := newFixture(t)
+	svc, ids := f.fedService(t)
+	owner := f.register(t, "owner")
+	intruder := f.register(t, "intruder")
+	elsewhere, err := svc.Login(t.Context(), "owner", fixturePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asOwner := f.at(t, owner, 2)
+	tk, err := svc.BeginLinkIdentity(asOwner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := svc.TakeLinkTicket(t.Context(), tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, _ := ClaimsFromContext(asOwner)
+	if target != (LinkTarget{UserID: owner.User.ID, SessionID: claims.SessionID}) {
+		t.Fatalf("TakeLinkTicket = %+v", target)
+	}
+	out, err := svc.SignInFederated(t.Context(), FederatedIdentity{Provider: "idp", Subject: "victim",
+		Email: "victim@example.com", EmailVerified: true}, target)
+	if err != nil || !out.Link || out.Code == "" {
+		t.Fatalf("SignInFederated of a link flow = %+v, %v; want a link code", out, err)
+	}
+	if len(ids.m) != 0 {
+		t.Fatalf("linked at the callback: %v", ids.m)
+	}
+	for name, tc := range map[string]struct {
+		ctx          context.Context
+		code, reason string
+	}{
+		"no token":             {t.Context(), string(CodeInvalidAuthCode), ReasonUnknown},
+		"another user":         {f.at(t, intruder, 2), string(CodeInvalidAuthCode), ReasonUnknown},
+		"another session":      {f.at(t, elsewhere, 2), string(CodeInvalidAuthCode), ReasonUnknown},
+		"the session, level 1": {f.at(t, owner, 1), string(CodeForbidden), ReasonMFARequired},
+		"a refused token":      {WithTokenError(t.Context(), ErrTokenInvalid), string(CodeUnauthenticated), ErrTokenInvalid.Reason},
+	} {
+		_, err := svc.ExchangeAuthCode(tc.ctx, out.Code)
+		if string(ErrorCode(err)) != tc.code || ErrorReason(err) != tc.reason {
+			t.Errorf("%s: %v; want %s %s", name, err, tc.code, tc.reason)
+		}
+	}
+	if len(ids.m) != 0 {
+		t.Fatalf("linked by a refused exchange: %v", ids.m)
+	}
+	res, err := svc.ExchangeAuthCode(asOwner, out.Code)
+	if err != nil {
+		t.Fatalf("the session's exchange: %v", err)
+	}
+	got, err := svc.VerifyAccessToken(res.AccessToken.Value)
+	if err != nil || got.SessionID != claims.SessionID || res.User.ID != owner.User.ID {
+		t.Errorf("the exchange's tokens: %+v, %v; want session %s", got, err, claims.SessionID)
+	}
+	if i, err := ids.ByProviderSubject(t.Context(), "idp", "victim"); err != nil || i.UserID != owner.User.ID {
+		t.Errorf("identity = %+v, %v", i, err)
+	}
+	if last := f.outbox.mails[len(f.outbox.mails)-1]; last.Kind != MailIdentityLinked || last.UserID != owner.User.ID {
+		t.Errorf("last mail = %+v, want IDENTITY_LINKED to owner", last)
+	}
+	if _, err := svc.ExchangeAuthCode(asOwner, out.Code); ErrorReason(err) != ReasonUsed {
+		t.Errorf("second exchange: %v", err)
+	}
+}
