@@ -1020,4 +1020,28 @@ func TestFederationExchangeCookieMode(t *testing.T) {
 	if len(next.Errors) > 0 {
 		t.Fatalf("refresh by cookie: %s", next.Raw)
 	}
+
+	// A link code too: the page sends its bearer token, and the session's
+	// rotated refresh token comes back in the cookie.
+	p, _, _ := e.withTotp(t, "fed_cookie_linker")
+	queue(m, "sub-cookie-link", "cookie-link@example.test", true)
+	link := wantLinkCode(t, e.newBrowser(t).signIn(t, "/auth/mock?link="+e.linkTicket(t, p.AccessToken)))
+	res = e.browser(t, browserReq{origin: appOrigin, query: exchangeMutation, vars: map[string]any{"c": link}})
+	wantAuthCodeError(t, res, "unknown")
+	res = e.browser(t, browserReq{origin: appOrigin, bearer: p.AccessToken, query: exchangeMutation,
+		vars: map[string]any{"c": link}})
+	// The session's remaining lifetime: it is the linking session, not a new one.
+	refresh = wantSessionCookie(t, res, "exchangeAuthCode", p.RefreshTokenExpiresAt.Sub(e.clock.Now()))
+	next = e.browser(t, browserReq{origin: appOrigin, cookie: refresh,
+		query: `mutation { refreshToken { accessToken refreshToken } }`})
+	var out struct {
+		AccessToken string `json:"accessToken"`
+	}
+	if err := json.Unmarshal(next.Data["refreshToken"], &out); err != nil || len(next.Errors) > 0 ||
+		jwtClaims(t, out.AccessToken)["sid"] != jwtClaims(t, p.AccessToken)["sid"] {
+		t.Fatalf("refresh by the link's cookie: %s; want the linking session", next.Raw)
+	}
+	if n := len(e.identities(t, out.AccessToken)); n != 1 {
+		t.Errorf("%d identities, want 1", n)
+	}
 }
