@@ -625,14 +625,13 @@ func (s *Service) confirmLink(ctx context.Context, c *OneTimeCode) (*Result, err
 		return nil, err
 	}
 	fi := FederatedIdentity{Provider: c.Provider, Subject: c.Subject, Email: c.Email}
-	for i := 0; ; i++ {
-		err = s.attachIdentity(ctx, u, fi)
-		if !errors.Is(err, errRetry) {
+	for range 4 {
+		if err = s.attachIdentity(ctx, u, fi); !errors.Is(err, errRetry) {
 			break
 		}
-		if i == 3 {
-			return nil, fmt.Errorf("auth: linking an identity of %s kept meeting concurrent changes", c.Provider)
-		}
+	}
+	if errors.Is(err, errRetry) {
+		return nil, fmt.Errorf("auth: linking an identity of %s kept meeting concurrent changes", c.Provider)
 	}
 	if err != nil {
 		if e, isAuth := errors.AsType[*Error](err); isAuth {
