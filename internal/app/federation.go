@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -27,9 +28,15 @@ func newFederation(ctx context.Context, d Deps, providers []federation.Provider,
 	reg, err := federation.NewRegistry(ctx, federation.Options{
 		PublicURL: d.Config.PublicURL, Providers: providers, Flows: flows,
 		Claims: federation.MarkerClaimer{Markers: markers}, Logger: d.Logger, Now: d.Now,
+		// Every call to a provider (discovery, its keys, the token
+		// endpoint, GitHub's API) is bounded, whatever its caller's context.
+		Client: &http.Client{Timeout: providerClientTimeout},
 	})
 	return reg, flows, err
 }
+
+// providerClientTimeout bounds one request to an identity provider.
+const providerClientTimeout = 15 * time.Second
 
 // flowRetention keeps ended flows a while, as the markers of used states are.
 const flowRetention = time.Hour
