@@ -18,13 +18,17 @@ test: vet staticcheck
 	$(MAKE) --no-print-directory e2e
 
 ## e2e: the client tests in e2e/ against the real server (embedded database, a free port): Apollo Client 4
-## and urql (examples/), the Postman collection run by newman, the Playground in headless Chromium.
+## and urql (examples/), the Postman collection run by newman, the Playground in headless Chromium, sign-in
+## with identity providers against the local OpenID Connect provider and GitHub stand-in (oidctest, githubtest).
 ## Needs Node.js 20+ and Debian's chromium at /usr/bin/chromium (CHROMIUM_PATH to use another).
 .PHONY: e2e
 e2e:
 	@test -d e2e/node_modules || npm --prefix e2e ci
 	$(GO) build -o e2e/.bin/authgql .
-	AUTHGQL_BIN="$(CURDIR)/e2e/.bin/authgql" npm --prefix e2e test
+	$(GO) build -o e2e/.bin/oidctest ./internal/federation/oidctest/cmd/oidctest
+	$(GO) build -o e2e/.bin/githubtest ./internal/federation/githubtest/cmd/githubtest
+	AUTHGQL_BIN="$(CURDIR)/e2e/.bin/authgql" OIDCTEST_BIN="$(CURDIR)/e2e/.bin/oidctest" \
+		GITHUBTEST_BIN="$(CURDIR)/e2e/.bin/githubtest" npm --prefix e2e test
 
 vet:
 	$(GO) vet ./...

@@ -55,7 +55,9 @@ export async function startServer({ env = {}, timeoutMs = 60_000 } = {}) {
     'SMTP_URL', 'MAIL_FROM', 'APP_URL', 'MAIL_DISABLED', 'MAIL_TEMPLATES_DIR', 'MAIL_ADDRESS_INTERVAL',
     'RATE_LIMIT_MAIL', 'EMAIL_VERIFICATION_TTL', 'PASSWORD_RESET_TTL', 'EMAIL_CHANGE_TTL',
     // ... nor bind passkeys to another site (passkeys.test.mjs sets them explicitly).
-    'WEBAUTHN_RP_ID', 'WEBAUTHN_RP_NAME', 'WEBAUTHN_ORIGINS']) {
+    'WEBAUTHN_RP_ID', 'WEBAUTHN_RP_NAME', 'WEBAUTHN_ORIGINS',
+    // ... nor sign in with identity providers (federation.test.mjs sets them explicitly).
+    'OIDC_PROVIDERS']) {
     delete childEnv[key];
   }
   Object.assign(childEnv, {
