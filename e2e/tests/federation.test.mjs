@@ -146,7 +146,7 @@ function operationOf(req) {
 
 // Opens the example at /app/ in context and records what the page does: its top-level navigations (every URL
 // the browser was sent to), its GraphQL requests with their answers (the Providers list aside), its errors.
-async function openApp(context) {
+async function openApp(context, path = '/app/') {
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(String(err)));
@@ -164,7 +164,7 @@ async function openApp(context) {
     })();
     api.push(entry);
   });
-  await page.goto(`${pageOrigin}/app/`);
+  await page.goto(`${pageOrigin}${path}`);
   await page.waitForSelector('body[data-state]:not([data-state="loading"])');
   return { page, pageErrors, navigations, api };
 }
@@ -200,12 +200,13 @@ const refreshCookies = async (context) => (await context.cookies()).filter((c) =
 /**
  * Signs `account` in through the example in a fresh browser context and checks the whole way: the app lands on
  * /app/auth/callback with a one-time code (never a token), exchanges it, shows `me`, and is back at /app/; the
- * refresh token is in the HttpOnly cookie only; the code is spent; a reload restores the session.
+ * refresh token is in the HttpOnly cookie only; the code is spent; a reload restores the session. The sign-in
+ * begins at `path` (the example's /app/, with a query, say) and the app ends there: the server's `redirect`.
  */
-async function signInAndCheck(provider, account, usernamePrefix) {
+async function signInAndCheck(provider, account, usernamePrefix, path = '/app/') {
   const context = await browser.newContext();
   try {
-    const { page, pageErrors, navigations, api } = await openApp(context);
+    const { page, pageErrors, navigations, api } = await openApp(context, path);
     assert.equal(await stateOf(page), 'signed-out');
     await settle(api, 1);
     assert.deepEqual(api.map((e) => e.name), ['Refresh'], 'a first visit tries the cookie, there is none');
@@ -222,11 +223,11 @@ async function signInAndCheck(provider, account, usernamePrefix) {
     assert.equal(landings.length, 1, `one landing: ${navigations.join(' → ')}`);
     const landing = new URL(landings[0]);
     assert.deepEqual([...landing.searchParams.keys()].sort(), ['code', 'redirect'], landing.href);
-    assert.equal(landing.searchParams.get('redirect'), '/app/');
+    assert.equal(landing.searchParams.get('redirect'), path);
     const code = landing.searchParams.get('code');
     assert.ok(code.length >= 32, `a code of 256 bits: ${code}`);
     // ... and the code left the address bar (and the history entry) at once.
-    assert.equal(page.url(), `${pageOrigin}/app/`);
+    assert.equal(page.url(), `${pageOrigin}${path}`);
 
     // exchangeAuthCode: an access token for the page, the refresh token in the HttpOnly cookie only.
     assert.equal(exchange.body.errors, undefined, JSON.stringify(exchange.body.errors));
@@ -285,7 +286,7 @@ test('Local (OpenID Connect) in Chromium: Sign in, Authorize, back on the app si
 });
 
 test('GitHub (the OAuth 2.0 adapter) in Chromium: Sign in, Authorize, back on the app signed in; `me` works', async () => {
-  const { identities } = await signInAndCheck('github', GITHUB.octo.id, GITHUB.octo.login);
+  const { identities } = await signInAndCheck('github', GITHUB.octo.id, GITHUB.octo.login, '/app/?from=github');
   assert.deepEqual(identities, [{ provider: 'github', email: GITHUB.octo.emails[0].email }]);
 });
 
@@ -337,4 +338,28 @@ for (const provider of ['local', 'github']) {
 
 test('an address the provider has not verified creates no account: the app shows email_not_verified', async () => {
   await signInRefused('local', { account: LOCAL.dee.subject }, 'email_not_verified');
+});
+
+test('a crafted link to /auth/callback: the app never leaves its origin, and a made-up code is INVALID_AUTH_CODE', async () => {
+  const context = await browser.newContext();
+  try {
+    for (const redirect of ['//evil.test/', '/\\evil.test/', 'https://evil.test/', 'javascript:alert(1)']) {
+      const { page, pageErrors, api } = await openApp(context,
+        `/app/auth/callback?${new URLSearchParams({ error: 'access_denied', redirect })}`);
+      assert.equal(page.url(), `${pageOrigin}/app/`, `redirect ${redirect}`);
+      assert.match(await page.locator('#error').textContent(), /access_denied/);
+      assert.deepEqual(await settle(api, 1), ['Refresh']);
+      assert.deepEqual(pageErrors, []);
+      await page.close();
+    }
+    const { page, api } = await openApp(context, `/app/auth/callback?code=${'A'.repeat(43)}&redirect=%2Fapp%2F`);
+    assert.equal(page.url(), `${pageOrigin}/app/`);
+    assert.equal(await stateOf(page), 'signed-out');
+    assert.deepEqual(await settle(api, 1), ['ExchangeAuthCode']);
+    assert.deepEqual(errorCodes(api[0].body), ['INVALID_AUTH_CODE']);
+    assert.deepEqual(errorReasons(api[0].body), ['unknown']);
+    assert.match(await page.locator('#error').textContent(), /INVALID_AUTH_CODE/);
+  } finally {
+    await context.close();
+  }
 });
