@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -56,6 +57,7 @@ const bindingMaxAge = int(federation.FlowTTL / time.Second)
 // federationRoutes serves GET /auth/{name} and GET /auth/{name}/callback.
 type federationRoutes struct {
 	f       *Federation
+	public  *url.URL // PUBLIC_URL, parsed (nil if unset)
 	log     *slog.Logger
 	trusted []netip.Prefix
 	cookie  string // the binding cookie's name
@@ -69,6 +71,9 @@ func addFederation(mux *http.ServeMux, d Deps) {
 	secure := strings.HasPrefix(strings.ToLower(d.Options.PublicURL), "https://")
 	fr := &federationRoutes{f: d.Federation, log: d.Logger, trusted: d.Options.TrustedProxies,
 		cookie: "authgql_federation", secure: secure}
+	if u, err := url.Parse(d.Options.PublicURL); err == nil && u.Host != "" {
+		fr.public = u
+	}
 	if secure {
 		// Host-only, Path=/, Secure: no subdomain can set or shadow it.
 		fr.cookie = "__Host-authgql_federation"
@@ -85,6 +90,12 @@ func (fr *federationRoutes) begin(w http.ResponseWriter, r *http.Request) {
 	provider := r.PathValue("name")
 	if !fr.known(provider) {
 		writeError(w, http.StatusNotFound, string(auth.CodeNotFound), "no such identity provider")
+		return
+	}
+	if to, ok := loopbackAlias(fr.public, r); ok {
+		// The binding cookie must be set on the host the provider calls
+		// back (PUBLIC_URL's): start over there.
+		http.Redirect(w, r, to, http.StatusFound)
 		return
 	}
 	if err := fr.f.Accounts.AllowFederation(ctx); err != nil {
@@ -186,6 +197,36 @@ func (fr *federationRoutes) callback(w http.ResponseWriter, r *http.Request) {
 		back.Set("redirect", res.Redirect)
 	}
 	fr.toApp(w, r, back)
+}
+
+// loopbackAlias returns the same request on PUBLIC_URL's host when r came
+// to another name of the loopback interface (a page on localhost, with
+// PUBLIC_URL on 127.0.0.1, as in development): the flow's binding cookie is
+// host-only, and the provider calls back on PUBLIC_URL's host. Only loopback
+// names are rewritten, so a proxy that sends another Host never loops.
+func loopbackAlias(public *url.URL, r *http.Request) (string, bool) {
+	if public == nil || strings.EqualFold(r.Host, public.Host) || !isLoopback(r.Host) || !isLoopback(public.Host) {
+		return "", false
+	}
+	to := *public
+	to.Path, to.RawPath = r.URL.Path, ""
+	to.RawQuery = r.URL.RawQuery
+	return to.String(), true
+}
+
+// isLoopback reports whether hostport names this machine's loopback
+// interface (localhost, 127.0.0.0/8, ::1).
+func isLoopback(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func (fr *federationRoutes) known(provider string) bool {
