@@ -43,7 +43,7 @@ func (r *subscriptionResolver) securityEvents(ctx context.Context) (<-chan *mode
 				}
 				ends := own && ev.Type == auth.EventSessionRevoked
 				if ends && sock != nil {
-					sock.CloseAfterFinalEvent(ws.CodeForbidden, auth.ReasonSessionRevoked)
+					sock.CloseAfterFinalEvent(ctx, ws.CodeForbidden, auth.ReasonSessionRevoked)
 				}
 				select {
 				case out <- securityEvent(ev, own):

@@ -50,9 +50,6 @@ type Socket struct {
 	timer   *time.Timer // the init timeout, then the token's expiry
 	ops     map[string]*operation
 	events  int // securityEvents subscriptions running
-	// ending is set when a subscription delivers the end of the socket's own
-	// session: the end of its operation closes the socket.
-	ending *closing
 
 	// guarded by hub.mu
 	boundUser, boundSession string
@@ -62,7 +59,12 @@ type Socket struct {
 type operation struct {
 	cancel context.CancelFunc
 	quiet  bool // no complete may follow: the client completed it
+	// ending is set (under the socket's mu) when this operation delivers the
+	// end of the socket's own session: its end closes the socket.
+	ending *closing
 }
+
+type opKey struct{}
 
 type closing struct {
 	code   int
@@ -309,7 +311,7 @@ func (s *Socket) run(ctx context.Context, op *operation, id string, payload json
 		s.endOp(id, op, failed)
 	}()
 
-	ctx = graphql.StartOperationTrace(ctx)
+	ctx = graphql.StartOperationTrace(context.WithValue(ctx, opKey{}, op))
 	params := &graphql.RawParams{}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
@@ -351,7 +353,7 @@ func (s *Socket) endOp(id string, op *operation, failed bool) {
 	if s.ops[id] == op {
 		delete(s.ops, id)
 	}
-	quiet, closed, ending := op.quiet, s.closed, s.ending
+	quiet, closed, ending := op.quiet, s.closed, op.ending
 	s.mu.Unlock()
 	op.cancel()
 	if ending != nil {
@@ -451,21 +453,23 @@ func (s *Socket) Closed() bool {
 	return s.closed
 }
 
-// CloseAfterFinalEvent closes the socket once a subscription's final event
-// has been written: the subscription hands the event on and then ends, and
-// the end of its operation closes the socket (with no complete before the
-// close frame), or the hub's grace period at the latest. A subscription
-// delivering the end of the socket's own session calls it before handing
-// that event on.
-func (s *Socket) CloseAfterFinalEvent(code int, reason string) {
+// CloseAfterFinalEvent closes the socket once the final event of the
+// subscription running in ctx has been written: the subscription hands the
+// event on and then ends, and the end of its operation (no other) closes the
+// socket, with no complete before the close frame — or the hub's grace
+// period at the latest. A subscription delivering the end of the socket's
+// own session calls it before handing that event on.
+func (s *Socket) CloseAfterFinalEvent(ctx context.Context, code int, reason string) {
 	c := &closing{code: code, reason: reason}
-	s.mu.Lock()
-	if s.ending == nil {
-		s.ending = c
-	} else {
-		c = s.ending
+	if op, _ := ctx.Value(opKey{}).(*operation); op != nil {
+		s.mu.Lock()
+		if op.ending == nil {
+			op.ending = c
+		} else {
+			c = op.ending
+		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 	time.AfterFunc(s.hub.cfg.CloseGracePeriod, func() { c.once.Do(func() { s.CloseWith(c.code, c.reason) }) })
 }
 
