@@ -747,6 +747,17 @@ func TestFederationUnlink(t *testing.T) {
 	if n := len(e.identities(t, up.AccessToken)); n != 1 {
 		t.Fatalf("%d identities after a refused unlink", n)
 	}
+	// With a passkey the identity may go; then the passkey is the last way
+	// in, and deletePasskey refuses as unlinkIdentity did.
+	_, key := e.addPasskey(t, up.AccessToken, "only key")
+	if !boolIn(t, e.post(t, up.AccessToken, unlinkMutation, map[string]any{"id": ids[0].ID}), "unlinkIdentity") {
+		t.Fatal("unlink with a passkey left")
+	}
+	res = e.post(t, up.AccessToken, `mutation($id: ID!) { deletePasskey(id: $id) }`, map[string]any{"id": key})
+	wantRefusal(t, "delete the last passkey of a password-less account", res, "BAD_USER_INPUT", "id", "last_sign_in_method")
+	if n := len(e.docs(t, "passkeys", bson.D{})); n != 1 {
+		t.Fatalf("%d passkeys after a refused delete", n)
+	}
 
 	// An account with a password and an identity may drop the identity.
 	p, _, _ := e.withTotp(t, "fed_unlinker")
@@ -769,8 +780,8 @@ func TestFederationUnlink(t *testing.T) {
 	if n := len(e.identities(t, p.AccessToken)); n != 0 {
 		t.Errorf("%d identities after the unlink", n)
 	}
-	if len(e.auditLines(t, "identity_unlinked")) != 1 {
-		t.Error("no identity_unlinked audit line")
+	if n := len(e.auditLines(t, "identity_unlinked")); n != 2 {
+		t.Errorf("%d identity_unlinked audit lines, want 2 (one per unlink)", n)
 	}
 	// The identity is free again: the next sign-in links it anew (the
 	// address is verified on both sides).

@@ -330,6 +330,14 @@ func (s *Service) resolveIdentity(ctx context.Context, fi FederatedIdentity) (*F
 		// Not linked; the code's exchange says user_disabled.
 		return s.signInCode(ctx, u.ID, fi.Provider)
 	}
+	// The account may be the one a concurrent first sign-in of this very
+	// identity is creating: wait for its identity rather than link (and
+	// mail) the account as if someone had added a sign-in method.
+	if held, err := s.signupClaimHeld(ctx, fi, s.now().UTC()); err != nil {
+		return nil, err
+	} else if held {
+		return s.awaitIdentity(ctx, fi)
+	}
 	if err := s.linkIdentity(ctx, u, fi, "email"); err != nil {
 		return nil, err
 	}
@@ -369,17 +377,12 @@ const signupClaim = time.Minute
 // on either database), the others wait for its identity.
 func (s *Service) createFederated(ctx context.Context, fi FederatedIdentity, addr, key string) (*FederatedSignIn, error) {
 	now := s.now().UTC()
-	// The claim is per window, so that a later sign-up of the identity (its
-	// account deleted) is not blocked by an old marker; a claim of the
-	// previous window that still holds counts too.
-	prefix := "federation/signup/" + fi.Provider + "/" + sha256Hex(fi.Subject) + "/"
-	window := now.Unix() / int64(signupClaim/time.Second)
-	if until, err := s.markers.Until(ctx, prefix+strconv.FormatInt(window-1, 10)); err == nil && now.Before(until) {
+	if held, err := s.signupClaimHeld(ctx, fi, now); err != nil {
+		return nil, err
+	} else if held {
 		return s.awaitIdentity(ctx, fi)
-	} else if err != nil && !errors.Is(err, ErrNotFound) {
-		return nil, fmt.Errorf("auth: read sign-up claim: %w", err)
 	}
-	if err := s.markers.Put(ctx, prefix+strconv.FormatInt(window, 10), now.Add(signupClaim)); errors.Is(err, ErrDuplicate) {
+	if err := s.markers.Put(ctx, signupClaimKey(fi, now, 0), now.Add(signupClaim)); errors.Is(err, ErrDuplicate) {
 		return s.awaitIdentity(ctx, fi)
 	} else if err != nil {
 		return nil, fmt.Errorf("auth: claim sign-up: %w", err)
@@ -428,6 +431,30 @@ func (s *Service) createFederated(ctx context.Context, fi FederatedIdentity, add
 	s.audit.LogAttrs(ctx, slog.LevelInfo, "audit", slog.String("event", "register"), slog.String("outcome", "success"),
 		slog.String("user_id", u.ID), slog.String("provider", fi.Provider), slog.String("ip", ClientFromContext(ctx).IP))
 	return s.signInCode(ctx, u.ID, fi.Provider)
+}
+
+// signupClaimKey is the marker that claims the creation of fi's account in
+// the window of now (back windows earlier). The claim is per window, so that
+// a later sign-up of the identity (its account deleted) is not blocked by an
+// old marker.
+func signupClaimKey(fi FederatedIdentity, now time.Time, back int64) string {
+	window := now.Unix()/int64(signupClaim/time.Second) - back
+	return "federation/signup/" + fi.Provider + "/" + sha256Hex(fi.Subject) + "/" + strconv.FormatInt(window, 10)
+}
+
+// signupClaimHeld reports whether a first sign-in of fi is creating its
+// account: a claim of this window or of the previous one that still holds.
+func (s *Service) signupClaimHeld(ctx context.Context, fi FederatedIdentity, now time.Time) (bool, error) {
+	for back := range int64(2) {
+		until, err := s.markers.Until(ctx, signupClaimKey(fi, now, back))
+		if err == nil && now.Before(until) {
+			return true, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return false, fmt.Errorf("auth: read sign-up claim: %w", err)
+		}
+	}
+	return false, nil
 }
 
 // awaitIdentity waits for the identity that a concurrent first sign-in is
@@ -770,6 +797,29 @@ func (s *Service) UnlinkIdentity(ctx context.Context, id string) (bool, error) {
 		slog.String("user_id", u.ID), slog.String("provider", target.Provider), slog.String("ip", ClientFromContext(ctx).IP))
 	s.announce(ctx, u.ID, s.securityEvent(ctx, EventIdentityUnlinked, u.ID))
 	return true, nil
+}
+
+// keepsASignIn refuses (errLastSignIn) to remove a passkey of a
+// password-less account that has no identity and no other passkey: the same
+// rule as unlinkIdentity's, from the passkey's side.
+func (s *Service) keepsASignIn(ctx context.Context, userID string) error {
+	if s.identities != nil {
+		list, err := s.identities.ForUser(ctx, userID)
+		if err != nil {
+			return fmt.Errorf("auth: list identities: %w", err)
+		}
+		if len(list) > 0 {
+			return nil
+		}
+	}
+	n, err := s.passkeyCount(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if n <= 1 {
+		return errLastSignIn
+	}
+	return nil
 }
 
 // usernameCandidates are the usernames to try for a new federated account,

@@ -232,6 +232,13 @@ func (s *Service) DeletePasskey(ctx context.Context, id string) (bool, error) {
 	if err := AuthorizeLevel(c, "", 2); err != nil {
 		return false, err
 	}
+	if len(u.PasswordHash) == 0 {
+		// An account without a password (made by an identity provider):
+		// its last passkey is not removed while no identity is left either.
+		if err := s.keepsASignIn(ctx, u.ID); err != nil {
+			return false, err
+		}
+	}
 	if err := s.rp.creds.Delete(ctx, u.ID, id); errors.Is(err, ErrNotFound) {
 		return false, errPasskeyNotFound
 	} else if err != nil {
