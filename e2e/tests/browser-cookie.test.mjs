@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import { after, before, test } from 'node:test';
-import * as esbuild from 'esbuild';
+import { bundleExample } from '../support/bundle.mjs';
 import { chromium } from 'playwright-core';
 import {
   decodeJwt, errorCodes, errorReasons, forgeExpiredAccessToken, graphql, registerUser, repoRoot, startServer,
@@ -48,24 +48,11 @@ async function startStatic(files) {
   return srv.address().port;
 }
 
-async function bundle(dir) {
-  const result = await esbuild.build({
-    entryPoints: [`${repoRoot}examples/${dir}/app.mjs`],
-    bundle: true,
-    format: 'esm',
-    write: false,
-    nodePaths: [new URL('../node_modules', import.meta.url).pathname], // the examples have no node_modules
-    define: { 'process.env.NODE_ENV': '"production"' },
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0].text;
-}
-
 before(async () => {
   const files = { '/index.html': BLANK };
   for (const dir of Object.values(EXAMPLES)) {
     files[`/${dir}/index.html`] = fs.readFileSync(`${repoRoot}examples/${dir}/index.html`, 'utf8');
-    files[`/${dir}/app.js`] = await bundle(dir);
+    files[`/${dir}/app.js`] = await bundleExample(dir);
   }
   pageOrigin = `http://localhost:${await startStatic(files)}`;
   otherOrigin = `http://127.0.0.1:${await startStatic({ '/index.html': BLANK })}`;

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import * as esbuild from 'esbuild';
+import { bundleExample } from '../support/bundle.mjs';
 import { chromium } from 'playwright-core';
 import { startProvider } from '../support/providers.mjs';
 import { decodeJwt, errorCodes, errorReasons, graphql, repoRoot, startServer } from '../support/server.mjs';
@@ -54,19 +54,6 @@ async function freePort() {
   return port;
 }
 
-async function bundle(dir) {
-  const result = await esbuild.build({
-    entryPoints: [`${repoRoot}examples/${dir}/app.mjs`],
-    bundle: true,
-    format: 'esm',
-    write: false,
-    nodePaths: [new URL('../node_modules', import.meta.url).pathname], // the examples have no node_modules
-    define: { 'process.env.NODE_ENV': '"production"' },
-    logLevel: 'silent',
-  });
-  return result.outputFiles[0].text;
-}
-
 before(async () => {
   const apiPort = await freePort();
   const publicUrl = `http://localhost:${apiPort}`;
@@ -78,7 +65,7 @@ before(async () => {
     const html = fs.readFileSync(`${repoRoot}examples/${dir}/index.html`, 'utf8');
     const pointed = html.replace(/(<meta name="authgql-api" content=")[^"]*/, `$1${apiUrl}`);
     assert.notEqual(pointed, html, `${dir}/index.html has <meta name="authgql-api">`);
-    pages[dir] = { html: pointed, js: await bundle(dir) };
+    pages[dir] = { html: pointed, js: await bundleExample(dir) };
   }
   statics = http.createServer((req, res) => {
     const { pathname } = new URL(req.url, 'http://x');
